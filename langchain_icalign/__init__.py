@@ -1,0 +1,41 @@
+"""In-context alignment for LangChain: base LLMs answer like chat models through demos."""
+
+from importlib import metadata
+
+from langchain_icalign.chat_models import ChatICAlign, ContextWindowExceededError, PreparedPrompt
+from langchain_icalign.demos import AlignmentDemo
+from langchain_icalign.errors import (
+    DemoStoreError,
+    EmbeddingMismatchError,
+    GenerationError,
+    StoreConnectionError,
+    StoreLockedError,
+)
+from langchain_icalign.formats import Conversation, HanFormat, PromptFormat, URIALFormat
+from langchain_icalign.selector import AlignmentExampleSelector, SelectedDemo
+from langchain_icalign.store import DemoStore
+
+try:
+    __version__ = metadata.version(__package__ or "langchain-icalign")
+except metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AlignmentDemo",
+    "AlignmentExampleSelector",
+    "ChatICAlign",
+    "ContextWindowExceededError",
+    "Conversation",
+    "DemoStore",
+    "DemoStoreError",
+    "EmbeddingMismatchError",
+    "GenerationError",
+    "HanFormat",
+    "PreparedPrompt",
+    "PromptFormat",
+    "SelectedDemo",
+    "StoreConnectionError",
+    "StoreLockedError",
+    "URIALFormat",
+    "__version__",
+]

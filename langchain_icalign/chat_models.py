@@ -1,0 +1,459 @@
+"""`ChatICAlign`: a chat model made of a base LLM and retrieved alignment demos."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseLLM, LangSmithParams, LanguageModelInput
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+
+from langchain_icalign.demos import AlignmentDemo
+from langchain_icalign.formats import Conversation, PromptFormat, get_prompt_format
+from langchain_icalign.generation import Generation, GenerationBackend, GenerationParams
+from langchain_icalign.llm_backend import LLMBackend
+from langchain_icalign.messages import messages_to_conversation
+from langchain_icalign.selector import AlignmentExampleSelector, SelectedDemo
+from langchain_icalign.token_counting import TokenCounterLike
+
+__all__ = ["ChatICAlign", "ContextWindowExceededError", "PreparedPrompt"]
+
+
+class ContextWindowExceededError(ValueError):
+    """The conversation itself (without demos) leaves no room for the answer."""
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """A rendered prompt and what went into it.
+
+    Attributes:
+        text: The prompt given to the base model.
+        conversation: The chat it renders.
+        demos: Retrieved demos in prompt order (most relevant last).
+        constant_demos: Demos placed first on every request.
+        tokens: Tokens in `text`.
+    """
+
+    text: str
+    conversation: Conversation
+    demos: tuple[SelectedDemo, ...]
+    constant_demos: tuple[AlignmentDemo, ...]
+    tokens: int
+
+
+class ChatICAlign(BaseChatModel):
+    """Chat model that makes a base (non-chat) LLM answer like an aligned assistant.
+
+    Each request is rendered as a few-shot prompt: an optional system text, constant
+    demos, demos retrieved for the last user message by an `AlignmentExampleSelector`
+    (Han 2023: most relevant last, under a token budget that leaves room for the
+    conversation and the answer), the conversation so far, and the open question. The
+    base model continues it; generation stops as soon as the format's stop string appears.
+
+    Setup:
+        ```bash
+        pip install langchain-icalign
+        ```
+
+    Key init args — completion params:
+        max_new_tokens (alias max_tokens): int
+            Most tokens to generate (default 512).
+        temperature: float
+            Sampling temperature, 0 for greedy (default 0.7, as Han 2023).
+        top_p, top_k: float, int | None
+            Nucleus mass (default 1.0) and top-k (default 50, transformers' old default,
+            which Han's code used implicitly).
+        stop: list[str] | None
+            Extra stop strings (the format's own are always used).
+        seed: int | None
+            Seed for reproducible sampling.
+
+    Key init args — client params:
+        llm: BaseLLM
+            A `HuggingFacePipeline` (generated with its model and tokenizer directly) or any
+            other LangChain LLM (stop strings passed through).
+        selector: AlignmentExampleSelector | None
+            Where demos come from; None runs zero-shot.
+        prompt_format: "han" | "urial" | PromptFormat
+            How the prompt is laid out.
+        system_prompt: str | None
+            System text used when the chat has no system message.
+        constant_demos: list[AlignmentDemo]
+            Demos placed before the retrieved ones on every request.
+
+    Instantiate:
+        ```python
+        from langchain_huggingface import HuggingFacePipeline
+        from langchain_icalign import ChatICAlign
+
+        llm = HuggingFacePipeline(pipeline=pipe)  # a base model, e.g. Llama-2-7b-hf
+        chat = ChatICAlign(llm=llm, selector=selector, max_new_tokens=256)
+        ```
+
+    Invoke:
+        ```python
+        chat.invoke("How do I keep basil alive indoors?")
+        # AIMessage(content="Basil needs ...", usage_metadata={...},
+        #           response_metadata={"demos": [{"id": ..., "score": ...}], ...})
+        ```
+
+    Stream:
+        ```python
+        for chunk in chat.stream("Explain recursion to a child."):
+            print(chunk.content, end="")
+        ```
+
+    Async:
+        ```python
+        await chat.ainvoke("...")
+        async for chunk in chat.astream("..."):
+            ...
+        ```
+
+    Token usage:
+        ```python
+        chat.invoke("Hi").usage_metadata
+        # {"input_tokens": 2113, "output_tokens": 41, "total_tokens": 2154}
+        ```
+
+    Response metadata:
+        ```python
+        chat.invoke("Hi").response_metadata
+        # {"model_name": ..., "finish_reason": "stop", "prompt_format": "han",
+        #  "prompt_tokens": 2113, "demos": [{"id": ..., "score": 0.71, "tokens": 230}, ...]}
+        ```
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    llm: BaseLLM | None = Field(default=None, exclude=True)
+    """The base LLM; a `HuggingFacePipeline` is run through transformers directly."""
+    selector: AlignmentExampleSelector | None = Field(default=None, exclude=True)
+    """Retrieves and packs demos; None means zero-shot."""
+    prompt_format: PromptFormat | str = "han"
+    """Prompt layout: "han", "urial" or a `PromptFormat`."""
+    system_prompt: str | None = None
+    """System text used when the chat has no system message."""
+    constant_demos: list[AlignmentDemo] = Field(default_factory=list, exclude=True)
+    """Demos placed first on every request (URIAL-style); retrieved demos follow them."""
+    max_new_tokens: int = Field(default=512, ge=1, alias="max_tokens")
+    """Most tokens to generate."""
+    temperature: float = Field(default=0.7, ge=0.0)
+    """Sampling temperature; 0 means greedy."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    top_k: int | None = 50
+    """Top-k sampling; None or 0 disables it."""
+    seed: int | None = None
+    """Seed for sampling."""
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """Extra stop strings."""
+    timeout: float | None = None
+    """Seconds after which generation stops (finish reason "timeout")."""
+    max_retries: int = 0
+    """Accepted for compatibility; local generation is not retried."""
+    streaming: bool = False
+    """Whether `invoke` streams internally (to callbacks)."""
+    model_name: str | None = None
+    """Name reported in metadata; defaults to the backend's model name."""
+    token_counter: TokenCounterLike | None = Field(default=None, exclude=True)
+    """Tokenizer or counter for a non-transformers LLM (else four characters a token)."""
+    context_window: int | None = None
+    """Model context size; read from the model config when None."""
+
+    _backend: GenerationBackend | None = PrivateAttr(default=None)
+    _format: PromptFormat = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _resolve_format(self) -> ChatICAlign:
+        self._format = get_prompt_format(self.prompt_format)
+        return self
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "chat-icalign"
+
+    @property
+    def format(self) -> PromptFormat:
+        """The resolved prompt format."""
+        return self._format
+
+    @property
+    def backend(self) -> GenerationBackend:
+        """The generation backend for `llm`, built on first use (no model load)."""
+        if self._backend is None:
+            self._backend = self._make_backend()
+        return self._backend
+
+    def _make_backend(self) -> GenerationBackend:
+        if self.llm is None:
+            msg = "ChatICAlign needs llm= (a HuggingFacePipeline or another LangChain BaseLLM)"
+            raise ValueError(msg)
+        pipeline = getattr(self.llm, "pipeline", None)
+        if pipeline is not None and hasattr(pipeline, "model") and hasattr(pipeline, "tokenizer"):
+            from langchain_icalign.transformers_backend import TransformersBackend
+
+            backend: GenerationBackend = TransformersBackend(
+                pipeline.model, pipeline.tokenizer, getattr(self.llm, "model_id", None)
+            )
+        else:
+            backend = LLMBackend(self.llm, self.token_counter, self.context_window)
+        if self.context_window is not None:
+            backend.context_window = self.context_window
+        return backend
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self._model_name(),
+            "prompt_format": self.format.name,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+        }
+
+    def _model_name(self) -> str:
+        if self.model_name:
+            return self.model_name
+        if self.llm is None:
+            return "unknown"
+        return self.backend.model_name
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="icalign",
+            ls_model_name=str(kwargs.get("model") or self._model_name()),
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", self.temperature),
+            ls_max_tokens=kwargs.get(
+                "max_tokens", kwargs.get("max_new_tokens", self.max_new_tokens)
+            ),
+        )
+        stops = stop or self.stop
+        if stops:
+            params["ls_stop"] = list(stops)
+        return params
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids from the model's own tokenizer (never a hub download)."""
+        backend = self.backend
+        tokenizer = getattr(backend, "tokenizer", None)
+        if tokenizer is not None:
+            return list(tokenizer.encode(text, add_special_tokens=False))
+        return super().get_token_ids(text)
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens in `text` as the model counts them (no hub download)."""
+        return self.backend.count_tokens(text)
+
+    # -- prompt ----------------------------------------------------------------------------
+
+    def prepare_prompt(
+        self, messages: LanguageModelInput, *, max_new_tokens: int | None = None
+    ) -> PreparedPrompt:
+        """Render the prompt for `messages` (retrieval included) without generating.
+
+        Args:
+            messages: What `invoke` takes: a string, messages, or a prompt value.
+            max_new_tokens: Room to leave for the answer (default `self.max_new_tokens`).
+
+        The demo budget is the selector's `max_tokens`, narrowed so that the conversation,
+        the demos and `max_new_tokens` fit the model's context window.
+
+        Raises:
+            ContextWindowExceededError: When the conversation alone leaves no room.
+        """
+        chat = self._convert_input(messages).to_messages()
+        return self._prepare(chat, max_new_tokens or self.max_new_tokens, None)
+
+    def _prepare(
+        self,
+        messages: Sequence[BaseMessage],
+        max_new_tokens: int,
+        selected: list[SelectedDemo] | None,
+    ) -> PreparedPrompt:
+        conversation = messages_to_conversation(messages, self.system_prompt)
+        backend = self.backend
+        fmt = self.format
+        special = backend.special_tokens
+        constant = tuple(self.constant_demos)
+        base_text = fmt.render(conversation, constant, special)
+        base_tokens = backend.count_tokens(base_text)
+        window = backend.context_window
+        room = None if window is None else window - base_tokens - max_new_tokens
+        if room is not None and room < 0:
+            msg = (
+                f"the conversation takes {base_tokens} tokens and the answer up to "
+                f"{max_new_tokens}, more than the model's context window of {window}; "
+                "shorten the messages or lower max_new_tokens"
+            )
+            raise ContextWindowExceededError(msg)
+        if selected is None:
+            selected = self._select(conversation.query, room)
+        return self._fit(conversation, constant, selected, max_new_tokens)
+
+    def _select(self, query: str, room: int | None) -> list[SelectedDemo]:
+        if self.selector is None:
+            return []
+        budget = self.selector.max_tokens if room is None else min(room, self.selector.max_tokens)
+        selected = self.selector.select_demos(query, max_tokens=budget) if budget > 0 else []
+        self._warn_if_empty(selected)
+        return selected
+
+    def _warn_if_empty(self, selected: list[SelectedDemo]) -> None:
+        if not selected and self.selector is not None and self.selector.store.count() == 0:
+            warnings.warn(
+                "the demo store is empty: answering zero-shot; add demos with DemoStore.add_demos",
+                stacklevel=4,
+            )
+
+    def _fit(
+        self,
+        conversation: Conversation,
+        constant: tuple[AlignmentDemo, ...],
+        selected: list[SelectedDemo],
+        max_new_tokens: int,
+    ) -> PreparedPrompt:
+        backend = self.backend
+        window = backend.context_window
+        while True:
+            demos = [*constant, *(s.demo for s in selected)]
+            text = self.format.render(conversation, demos, backend.special_tokens)
+            tokens = backend.count_tokens(text)
+            # Per-demo counts are summed, but tokenising the joined text can differ a little.
+            if window is None or tokens + max_new_tokens <= window or not selected:
+                return PreparedPrompt(text, conversation, tuple(selected), constant, tokens)
+            selected = selected[1:]  # drop the least relevant (first) demo
+
+    # -- generation ------------------------------------------------------------------------
+
+    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> GenerationParams:
+        stops = [*self.format.stop, *(self.stop or []), *(stop or [])]
+        return GenerationParams(
+            max_new_tokens=int(
+                kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens))
+            ),
+            temperature=float(kwargs.get("temperature", self.temperature)),
+            top_p=float(kwargs.get("top_p", self.top_p)),
+            top_k=kwargs.get("top_k", self.top_k),
+            seed=kwargs.get("seed", self.seed),
+            stop=tuple(dict.fromkeys(stops)),
+            timeout=kwargs.get("timeout", self.timeout),
+        )
+
+    def _metadata(self, prompt: PreparedPrompt, generation: Generation) -> dict[str, Any]:
+        return {
+            "model_name": self._model_name(),
+            "finish_reason": generation.finish_reason,
+            "prompt_format": self.format.name,
+            "prompt_tokens": prompt.tokens,
+            "demos": [
+                {"id": s.demo.id, "score": s.score, "tokens": s.tokens} for s in prompt.demos
+            ],
+            "constant_demos": [d.id for d in prompt.constant_demos],
+        }
+
+    @staticmethod
+    def _usage(generation: Generation) -> UsageMetadata:
+        return UsageMetadata(
+            input_tokens=generation.input_tokens,
+            output_tokens=generation.output_tokens,
+            total_tokens=generation.input_tokens + generation.output_tokens,
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            chunks = list(self._stream(messages, stop, run_manager, **kwargs))
+            merged = chunks[0]
+            for chunk in chunks[1:]:
+                merged += chunk
+            message = AIMessage(
+                content=merged.message.content,
+                usage_metadata=getattr(merged.message, "usage_metadata", None),
+                response_metadata=merged.message.response_metadata,
+            )
+            return ChatResult(generations=[ChatGeneration(message=message)])
+        params = self._params(stop, kwargs)
+        prompt = self._prepare(messages, params.max_new_tokens, None)
+        generation = self.backend.generate(prompt.text, params)
+        message = AIMessage(
+            content=self.format.finalize(generation.text),
+            usage_metadata=self._usage(generation),
+            response_metadata=self._metadata(prompt, generation),
+        )
+        return ChatResult(
+            generations=[ChatGeneration(message=message)],
+            llm_output={"model_name": self._model_name()},
+        )
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Generator[ChatGenerationChunk, None, None]:
+        params = self._params(stop, kwargs)
+        prompt = self._prepare(messages, params.max_new_tokens, None)
+        events = cast(
+            "Generator[str | Generation, None, None]", self.backend.stream(prompt.text, params)
+        )
+        try:
+            for event in events:
+                if isinstance(event, Generation):
+                    yield ChatGenerationChunk(
+                        message=AIMessageChunk(
+                            content="",
+                            usage_metadata=self._usage(event),
+                            response_metadata=self._metadata(prompt, event),
+                            chunk_position="last",
+                        )
+                    )
+                    continue
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=event))
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(event, chunk=chunk)
+                yield chunk
+        finally:
+            events.close()  # type: ignore[attr-defined]
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        iterator = self._stream(messages, stop, None, **kwargs)
+        try:
+            while True:
+                item = await run_in_executor(None, next, iterator, None)
+                if item is None:
+                    break
+                if run_manager is not None and item.text:
+                    await run_manager.on_llm_new_token(item.text, chunk=item)
+                yield item
+        finally:
+            # Stops decoding when the consumer leaves early.
+            await run_in_executor(None, iterator.close)

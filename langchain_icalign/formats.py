@@ -1,0 +1,266 @@
+"""Prompt formats: how demos and a conversation become one prompt for a base model.
+
+A format renders exchanges (user message, assistant answer), the open query the model must
+answer, and an optional system text; it names the stop strings that end an answer, and
+neutralises any text that could fake its markers (so a demo or a user message cannot open a
+new turn or stop generation early).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from langchain_icalign.demos import AlignmentDemo
+
+__all__ = [
+    "COMMON_SPECIAL_TOKENS",
+    "Conversation",
+    "HanFormat",
+    "PromptFormat",
+    "URIALFormat",
+    "get_prompt_format",
+]
+
+WORD_JOINER = "\u2060"
+"""Invisible character inserted into a marker so it no longer matches (nor tokenises) as one."""
+
+COMMON_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<s>",
+    "</s>",
+    "<bos>",
+    "<eos>",
+    "<pad>",
+    "<unk>",
+    "<|endoftext|>",
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|eot_id|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "[INST]",
+    "[/INST]",
+)
+"""Special tokens of common model families, neutralised in all text whatever the tokenizer."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A chat reduced to what a prompt format renders.
+
+    Attributes:
+        query: The last user message, which the model must answer.
+        turns: Earlier (user, assistant) exchanges, oldest first.
+        system: System instructions, if any.
+    """
+
+    query: str
+    turns: tuple[tuple[str, str], ...] = ()
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class _Marker:
+    pattern: re.Pattern[str]
+    replacement: str | None = None  # None: insert a word joiner after the first visible char
+
+
+def _break_marker(match: re.Match[str]) -> str:
+    text = match.group(0)
+    stripped = text.lstrip()
+    lead = len(text) - len(stripped)
+    return text[: lead + 1] + WORD_JOINER + text[lead + 1 :]
+
+
+class PromptFormat(ABC):
+    """How exchanges, a system text and an open query are laid out for a base model.
+
+    Subclass it and implement `render_exchange` and `render_open` (plus `markers` and
+    `stop`) to add a format; pass an instance as `prompt_format=` to `ChatICAlign`.
+    """
+
+    name: ClassVar[str] = "custom"
+    stop: tuple[str, ...] = ()
+    """Strings that end the answer; never part of the returned text."""
+    separator: str = "\n\n"
+    """Text between two exchanges (and between blocks of the prompt)."""
+    _markers: tuple[_Marker, ...] = ()
+
+    @abstractmethod
+    def render_exchange(self, user: str, assistant: str) -> str:
+        """One complete exchange: a user message and its answer (texts already neutralised)."""
+
+    @abstractmethod
+    def render_open(self, user: str) -> str:
+        """The final user message, ending where the model's answer begins."""
+
+    def render_system(self, system: str) -> str:
+        """The system text block (already neutralised)."""
+        return system
+
+    def neutralize(self, text: str, special_tokens: Iterable[str] = ()) -> str:
+        """Make `text` unable to act as one of this format's markers or a special token.
+
+        Args:
+            text: Demo or user text.
+            special_tokens: The tokenizer's special tokens (added to `COMMON_SPECIAL_TOKENS`).
+        """
+        for marker in self._markers:
+            if marker.replacement is None:
+                text = marker.pattern.sub(_break_marker, text)
+            else:
+                text = marker.pattern.sub(marker.replacement, text)
+        for token in sorted({*COMMON_SPECIAL_TOKENS, *special_tokens}, key=len, reverse=True):
+            if len(token) > 1 and token in text:
+                text = text.replace(token, token[0] + WORD_JOINER + token[1:])
+        for stop in self.stop:
+            # A stop string can only end the answer, never appear inside given text.
+            if stop in text:
+                text = text.replace(stop, stop[0] + WORD_JOINER + stop[1:])
+        return text
+
+    def render_demo(self, demo: AlignmentDemo, special_tokens: Iterable[str] = ()) -> str:
+        """A demo (all of its turns) as prompt text."""
+        tokens = tuple(special_tokens)
+        exchanges = [*demo.turns, (demo.prompt, demo.response)]
+        return self.separator.join(
+            self.render_exchange(self.neutralize(u, tokens), self.neutralize(a, tokens))
+            for u, a in exchanges
+        )
+
+    def render(
+        self,
+        conversation: Conversation,
+        demos: Sequence[AlignmentDemo] = (),
+        special_tokens: Iterable[str] = (),
+    ) -> str:
+        """The whole prompt: system text, demos in the given order, history, open query.
+
+        Args:
+            conversation: What the user said so far.
+            demos: Demos in prompt order (callers put the most relevant last).
+            special_tokens: Tokenizer special tokens to neutralise in all given text.
+        """
+        tokens = tuple(special_tokens)
+        blocks: list[str] = []
+        if conversation.system:
+            blocks.append(self.render_system(self.neutralize(conversation.system, tokens)))
+        blocks.extend(self.render_demo(demo, tokens) for demo in demos)
+        blocks.extend(
+            self.render_exchange(self.neutralize(u, tokens), self.neutralize(a, tokens))
+            for u, a in conversation.turns
+        )
+        blocks.append(self.render_open(self.neutralize(conversation.query, tokens)))
+        return self.separator.join(blocks)
+
+    def finalize(self, text: str) -> str:
+        """Clean a raw answer already cut before its stop string."""
+        return text.strip()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _line_start(marker: str) -> re.Pattern[str]:
+    return re.compile(r"(?m)^[ \t]*" + re.escape(marker))
+
+
+class HanFormat(PromptFormat):
+    r"""The format of Han (2023), exactly as in the paper's code.
+
+    ```
+    Question: {prompt}
+
+    Here’s an example answer: {response}
+
+    Question: {query}
+
+    Here’s an example answer:
+    ```
+    Generation stops at `\\nQuestion:`. A system message, when given, is the first block.
+    """
+
+    name: ClassVar[str] = "han"
+    stop = ("\nQuestion:",)
+    _markers = (
+        _Marker(_line_start("Question:")),
+        _Marker(re.compile(re.escape("Here’s an example answer:"))),
+    )
+
+    def render_exchange(self, user: str, assistant: str) -> str:  # noqa: D102
+        return f"Question: {user}\n\nHere’s an example answer: {assistant}"
+
+    def render_open(self, user: str) -> str:  # noqa: D102
+        return f"Question: {user}\n\nHere’s an example answer:"
+
+
+class URIALFormat(PromptFormat):
+    """The URIAL format (Lin et al. 2023): a system header, then fenced query/answer blocks.
+
+    ````
+    # Instruction
+
+    {system}
+
+    # Query:
+    ```
+    {prompt}
+    ```
+
+    # Answer:
+    ```
+    {response}
+    ```
+    ````
+    Generation stops at `# Query`, and the closing fence of the answer is dropped. Triple
+    backticks inside given text become `~~~` (an equivalent Markdown fence) so they cannot
+    close a block.
+    """
+
+    name: ClassVar[str] = "urial"
+    stop = ("\n```\n\n# Query", "# Query")
+    _markers = (
+        _Marker(re.compile("```"), "~~~"),
+        _Marker(_line_start("# Query")),
+        _Marker(_line_start("# Answer")),
+        _Marker(_line_start("# Instruction")),
+    )
+    _closing_fence = re.compile(r"\n?```\s*$")
+
+    def render_system(self, system: str) -> str:  # noqa: D102
+        return f"# Instruction\n\n{system}"
+
+    def render_exchange(self, user: str, assistant: str) -> str:  # noqa: D102
+        return f"# Query:\n```\n{user}\n```\n\n# Answer:\n```\n{assistant}\n```"
+
+    def render_open(self, user: str) -> str:  # noqa: D102
+        return f"# Query:\n```\n{user}\n```\n\n# Answer:\n```\n"
+
+    def finalize(self, text: str) -> str:  # noqa: D102
+        return self._closing_fence.sub("", text.rstrip()).strip()
+
+
+_FORMATS: dict[str, type[PromptFormat]] = {"han": HanFormat, "urial": URIALFormat}
+
+
+def get_prompt_format(prompt_format: str | PromptFormat) -> PromptFormat:
+    """Resolve a format name (`"han"`, `"urial"`) or pass an instance through.
+
+    Raises:
+        ValueError: For an unknown name.
+    """
+    if isinstance(prompt_format, PromptFormat):
+        return prompt_format
+    try:
+        return _FORMATS[prompt_format]()
+    except KeyError:
+        known = ", ".join(sorted(_FORMATS))
+        msg = f"unknown prompt_format {prompt_format!r}; known formats: {known}"
+        raise ValueError(msg) from None

@@ -1,0 +1,80 @@
+"""What a generation backend takes and gives, independent of the library behind it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Generation", "GenerationBackend", "GenerationParams"]
+
+FinishReason = Literal["stop", "length", "timeout"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling and stopping for one call.
+
+    Attributes:
+        max_new_tokens: Most tokens to generate.
+        temperature: 0 means greedy decoding.
+        top_p: Nucleus sampling mass (1.0 disables it).
+        top_k: Keep the k likeliest tokens; None or 0 disables it.
+        seed: Seed for sampling; None leaves the generator as it is.
+        stop: Strings that end the answer.
+        timeout: Seconds after which generation stops (finish reason "timeout").
+    """
+
+    max_new_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The outcome of one call.
+
+    Attributes:
+        text: Generated text up to (not including) the first stop string, not stripped.
+        input_tokens: Tokens in the prompt.
+        output_tokens: Tokens generated.
+        finish_reason: "stop" (stop string or end of text), "length" (`max_new_tokens`
+            reached) or "timeout".
+    """
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    finish_reason: FinishReason
+
+
+class GenerationBackend(ABC):
+    """Runs a base language model on a finished prompt.
+
+    `stream` yields text deltas that never contain any part of a stop string (see
+    `StopStringFilter`), then one `Generation` summary. Closing the iterator early stops
+    generation.
+    """
+
+    model_name: str = "unknown"
+    context_window: int | None = None
+    """Most tokens (prompt plus answer) the model takes, when known."""
+    special_tokens: tuple[str, ...] = ()
+    """The tokenizer's special tokens, which user text must not be able to produce."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` as the model will see it (with any BOS the model adds)."""
+
+    @abstractmethod
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+        """Generate an answer to `prompt`."""
+
+    @abstractmethod
+    def stream(self, prompt: str, params: GenerationParams) -> Iterator[str | Generation]:
+        """Stream an answer to `prompt`: safe text deltas, then a `Generation`."""

@@ -1,0 +1,91 @@
+"""LangChain messages to a `Conversation` a prompt format can render."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from langchain_icalign.formats import Conversation
+
+__all__ = ["message_text", "messages_to_conversation"]
+
+
+def message_text(message: BaseMessage) -> str:
+    """The text of a message; content blocks other than text are refused.
+
+    Raises:
+        ValueError: For image, audio or other non-text content.
+    """
+    if isinstance(message.content, str):
+        return message.content
+    parts: list[str] = []
+    for block in message.content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+        else:
+            kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+            msg = f"ChatICAlign takes text only; a {message.type} message has a {kind!r} block"
+            raise ValueError(msg)
+    return "".join(parts)
+
+
+def messages_to_conversation(
+    messages: Sequence[BaseMessage], default_system: str | None = None
+) -> Conversation:
+    """Reduce a chat to system text, earlier exchanges and the last user message.
+
+    System messages (anywhere) are joined into the system text; consecutive messages of
+    one side are joined with blank lines; an assistant message with no user message
+    before it is kept as an exchange with an empty user side dropped.
+
+    Args:
+        messages: The chat, ending with a human message.
+        default_system: System text used when the chat has none.
+
+    Raises:
+        ValueError: When the chat is empty, does not end with a human message, or holds a
+            message type this model cannot render.
+    """
+    if not messages:
+        msg = "ChatICAlign needs at least one message"
+        raise ValueError(msg)
+    system: list[str] = []
+    sides: list[tuple[str, list[str]]] = []  # ("user" | "assistant", texts)
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            system.append(message_text(message))
+            continue
+        if isinstance(message, HumanMessage):
+            side = "user"
+        elif isinstance(message, AIMessage):
+            side = "assistant"
+        else:
+            msg = (
+                f"ChatICAlign cannot render a {type(message).__name__} ({message.type!r}); "
+                "it takes system, human and AI messages"
+            )
+            raise ValueError(msg)
+        if sides and sides[-1][0] == side:
+            sides[-1][1].append(message_text(message))
+        else:
+            sides.append((side, [message_text(message)]))
+    if not sides or sides[-1][0] != "user":
+        msg = "the last message (after any system messages) must be a human message"
+        raise ValueError(msg)
+    joined = [(side, "\n\n".join(texts)) for side, texts in sides]
+    query = joined.pop()[1]
+    turns: list[tuple[str, str]] = []
+    pending_user: str | None = None
+    for side, text in joined:
+        if side == "user":
+            pending_user = text if pending_user is None else f"{pending_user}\n\n{text}"
+        else:
+            turns.append((pending_user or "", text))
+            pending_user = None
+    if pending_user is not None:  # cannot happen: sides alternate
+        query = f"{pending_user}\n\n{query}"
+    system_text = "\n\n".join(s for s in system if s.strip()) or default_system
+    return Conversation(query=query, turns=tuple(turns), system=system_text)

@@ -1,0 +1,83 @@
+"""Stop strings: cut text at the first one, and stream text without ever emitting one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["StopStringFilter", "find_stop", "truncate_at_stop"]
+
+
+def find_stop(text: str, stops: Sequence[str]) -> int:
+    """Index of the earliest stop string in `text`, or -1."""
+    found = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(found) if found else -1
+
+
+def truncate_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """`text` up to its earliest stop string, and whether one was found."""
+    index = find_stop(text, stops)
+    return (text, False) if index < 0 else (text[:index], True)
+
+
+class StopStringFilter:
+    r"""Turns raw generated deltas into text that is safe to show.
+
+    Holds back any tail that could still grow into a stop string (a stop string split
+    across tokens), and trailing whitespace (which `finalize` would strip); drops the
+    stop string and everything after it; drops leading whitespace. The concatenation of
+    what `feed` and `flush` return equals `truncate_at_stop(raw)[0].strip()`.
+
+    Example:
+        ```python
+        f = StopStringFilter(["\\nQuestion:"])
+        f.feed(" Paris.\\nQues")  # "Paris."
+        f.feed("tion: next")  # "" and f.stopped is True
+        ```
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.stopped = False
+        self._pending = ""
+        self._started = False
+
+    def _held_tail(self, text: str) -> int:
+        """Length of the longest tail of `text` that is a proper prefix of a stop string."""
+        longest = 0
+        for stop in self.stops:
+            for size in range(min(len(stop) - 1, len(text)), longest, -1):
+                if text.endswith(stop[:size]):
+                    longest = size
+                    break
+        return longest
+
+    def feed(self, delta: str) -> str:
+        """Add raw text; return the part that is now safe to emit."""
+        if self.stopped or not delta:
+            return ""
+        text = self._pending + delta
+        index = find_stop(text, self.stops)
+        if index >= 0:
+            self.stopped = True
+            self._pending = ""
+            return self._emit(text[:index], final=True)
+        held = self._held_tail(text)
+        safe, tail = text[: len(text) - held], text[len(text) - held :]
+        body = safe.rstrip()
+        self._pending = safe[len(body) :] + tail
+        return self._emit(body)
+
+    def _emit(self, text: str, *, final: bool = False) -> str:
+        if not self._started:
+            text = text.lstrip()
+        if final:
+            text = text.rstrip()
+        if text:
+            self._started = True
+        return text
+
+    def flush(self) -> str:
+        """The rest once generation ended without a stop string (trailing space dropped)."""
+        rest = "" if self.stopped else self._pending
+        self._pending = ""
+        return self._emit(rest, final=True)

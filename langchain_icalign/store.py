@@ -1,0 +1,454 @@
+"""`DemoStore`: alignment demos in a Qdrant collection."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.runnables.config import run_in_executor
+from langchain_qdrant import QdrantVectorStore
+from qdrant_client import QdrantClient, models
+from tqdm.auto import tqdm
+
+from langchain_icalign.demos import RESERVED_METADATA_KEY, AlignmentDemo, point_id_for
+from langchain_icalign.errors import (
+    EmbeddingMismatchError,
+    StoreConnectionError,
+    StoreLockedError,
+)
+
+__all__ = ["DemoFilter", "DemoStore", "ScoredDemo"]
+
+ScoredDemo = tuple[AlignmentDemo, float]
+DemoFilter = models.Filter | dict[str, Any]
+"""A Qdrant filter, or a dict `{metadata_key: value}` that every demo must match."""
+
+_CONTENT_KEY = "page_content"
+_METADATA_KEY = "metadata"
+_COLLECTION_META_KEY = "langchain_icalign"
+_SCHEMA_VERSION = 1
+
+
+def embedding_model_name(embeddings: Embeddings) -> str:
+    """A portable name for an embeddings object: its model name, without a local folder path."""
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(embeddings, attr, None)
+        if isinstance(value, str) and value:
+            path = Path(value)
+            return path.name if path.is_absolute() or path.exists() else value
+    return type(embeddings).__name__
+
+
+class DemoStore:
+    """Alignment demos stored and searched in a Qdrant collection.
+
+    Built on langchain-qdrant's `QdrantVectorStore` for embedding and upserting. Searches
+    call `query_points` on the client directly: `QdrantVectorStore` re-reads the collection
+    config on every search (one extra round trip per query) and cannot return the vectors
+    that MMR and scores need.
+
+    The collection records the embedding model's name and vector size; opening it with
+    other embeddings raises `EmbeddingMismatchError` instead of returning nonsense.
+
+    Setup:
+        ```bash
+        pip install langchain-icalign
+        ```
+
+    Instantiate:
+        ```python
+        from langchain_huggingface import HuggingFaceEmbeddings
+        from langchain_icalign import DemoStore
+
+        store = DemoStore(HuggingFaceEmbeddings(model_name="..."))  # in memory
+        store = DemoStore(embeddings, path="demos.qdrant")  # local, on disk
+        store = DemoStore(embeddings, url="http://localhost:6333", api_key=None)
+        ```
+
+    Add and search:
+        ```python
+        ids = store.add_demos([AlignmentDemo(prompt="Hi?", response="Hello!")])
+        store.search("hello", k=3)  # [(AlignmentDemo(...), 0.83), ...]
+        store.search("hello", k=3, filter={"category": "advice"})
+        ```
+
+    Args:
+        embeddings: Embeddings for demo prompts and queries.
+        location: `":memory:"` for an in-process store (the default when nothing else is given).
+        path: Folder of an on-disk local store.
+        url: URL of a Qdrant server.
+        api_key: API key of a Qdrant server or cluster.
+        client: A ready `QdrantClient` (then location, path, url and api_key must be None).
+        collection_name: The collection holding the demos.
+        embed: What is embedded: the demo's `"prompt"` (as Han 2023) or `"prompt_response"`.
+        embedding_name: Name recorded with the collection; derived from `embeddings` if None.
+        timeout: Seconds to wait for a Qdrant server.
+        **client_kwargs: Passed to `QdrantClient`.
+
+    Raises:
+        EmbeddingMismatchError: The collection was built with another embedding model or size.
+        StoreLockedError: The local folder is open in another client or process.
+        StoreConnectionError: The Qdrant server does not answer.
+    """
+
+    def __init__(
+        self,
+        embeddings: Embeddings,
+        *,
+        location: str | None = None,
+        path: str | Path | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: QdrantClient | None = None,
+        collection_name: str = "icalign_demos",
+        embed: Literal["prompt", "prompt_response"] = "prompt",
+        embedding_name: str | None = None,
+        timeout: int | None = None,
+        **client_kwargs: Any,
+    ) -> None:
+        if embed not in ("prompt", "prompt_response"):
+            msg = f"embed must be 'prompt' or 'prompt_response', got {embed!r}"
+            raise ValueError(msg)
+        self.embeddings = embeddings
+        self.collection_name = collection_name
+        self.embed = embed
+        self.embedding_name = embedding_name or embedding_model_name(embeddings)
+        self._where = str(url or path or location or "the given client")
+        self._lock = threading.RLock()
+        self.client = (
+            client
+            if client is not None
+            else self._connect(location, path, url, api_key, timeout, client_kwargs)
+        )
+        if client is not None and any(v is not None for v in (location, path, url, api_key)):
+            msg = "pass either client= or location/path/url/api_key, not both"
+            raise ValueError(msg)
+        self.vector_size = self._open_collection()
+        self.vectorstore = QdrantVectorStore(
+            client=self.client,
+            collection_name=collection_name,
+            embedding=embeddings,
+            content_payload_key=_CONTENT_KEY,
+            metadata_payload_key=_METADATA_KEY,
+            validate_embeddings=False,
+            validate_collection_config=False,
+        )
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _connect(
+        self,
+        location: str | None,
+        path: str | Path | None,
+        url: str | None,
+        api_key: str | None,
+        timeout: int | None,
+        client_kwargs: dict[str, Any],
+    ) -> QdrantClient:
+        if sum(v is not None for v in (location, path, url)) > 1:
+            msg = "pass only one of location=, path= or url="
+            raise ValueError(msg)
+        if location is None and path is None and url is None:
+            location = ":memory:"
+        try:
+            return QdrantClient(
+                location=location,
+                path=str(path) if path is not None else None,
+                url=url,
+                api_key=api_key,
+                timeout=timeout,
+                **client_kwargs,
+            )
+        except RuntimeError as error:
+            if "already accessed" in str(error):
+                msg = (
+                    f"the local Qdrant store at {path} is already open in another client or "
+                    "process; close it first, or use a Qdrant server for shared access"
+                )
+                raise StoreLockedError(msg) from error
+            raise
+
+    def _open_collection(self) -> int:
+        try:
+            exists = self.client.collection_exists(self.collection_name)
+        except Exception as error:  # network errors come in many types
+            msg = f"cannot reach Qdrant at {self._where}: {error}"
+            raise StoreConnectionError(msg) from error
+        expected = {"embedding_model": self.embedding_name, "embed": self.embed}
+        if not exists:
+            size = len(self.embeddings.embed_query("vector size probe"))
+            self.client.create_collection(
+                self.collection_name,
+                vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE),
+                metadata={
+                    _COLLECTION_META_KEY: {
+                        **expected,
+                        "vector_size": size,
+                        "schema": _SCHEMA_VERSION,
+                    }
+                },
+            )
+            return size
+        info = self.client.get_collection(self.collection_name)
+        vectors = info.config.params.vectors
+        stored_size = vectors.size if isinstance(vectors, models.VectorParams) else None
+        recorded = (info.config.metadata or {}).get(_COLLECTION_META_KEY)
+        if recorded is None:
+            msg = (
+                f"collection {self.collection_name!r} at {self._where} was not made by "
+                "langchain-icalign (it has no embedding-model record); use another "
+                "collection_name"
+            )
+            raise EmbeddingMismatchError(msg)
+        for key, value in expected.items():
+            if recorded.get(key) != value:
+                msg = (
+                    f"collection {self.collection_name!r} at {self._where} was built with "
+                    f"{key}={recorded.get(key)!r}, but this store uses {key}={value!r}; use the "
+                    "same embeddings, or another collection_name"
+                )
+                raise EmbeddingMismatchError(msg)
+        probe = len(self.embeddings.embed_query("vector size probe"))
+        if stored_size != probe or recorded.get("vector_size") != probe:
+            msg = (
+                f"collection {self.collection_name!r} at {self._where} holds vectors of size "
+                f"{stored_size}, but the embeddings give {probe}"
+            )
+            raise EmbeddingMismatchError(msg)
+        return probe
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _text_to_embed(self, demo: AlignmentDemo) -> str:
+        if self.embed == "prompt_response":
+            return f"{demo.prompt}\n\n{demo.response}"
+        return demo.prompt
+
+    @staticmethod
+    def _payload_metadata(demo: AlignmentDemo) -> dict[str, Any]:
+        return {
+            **demo.metadata,
+            RESERVED_METADATA_KEY: {
+                "id": demo.id,
+                "prompt": demo.prompt,
+                "response": demo.response,
+                "turns": [list(turn) for turn in demo.turns],
+            },
+        }
+
+    def add_demos(
+        self,
+        demos: Iterable[AlignmentDemo],
+        batch_size: int = 64,
+        *,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Embed and upsert demos; adding a demo already stored keeps one point.
+
+        Args:
+            demos: The demos.
+            batch_size: Demos embedded and upserted per call.
+            show_progress: Show a progress bar.
+
+        Returns:
+            The ids of the given demos, in order (repeated ids once).
+        """
+        unique: dict[str, AlignmentDemo] = {}
+        for demo in demos:
+            unique.setdefault(demo.id, demo)
+        items = list(unique.values())
+        bar = tqdm(total=len(items), desc="Indexing demos", unit="demo", disable=not show_progress)
+        with bar:
+            for start in range(0, len(items), batch_size):
+                batch = items[start : start + batch_size]
+                with self._lock:
+                    self.vectorstore.add_texts(
+                        [self._text_to_embed(d) for d in batch],
+                        metadatas=[self._payload_metadata(d) for d in batch],
+                        ids=[d.point_id for d in batch],
+                        batch_size=batch_size,
+                    )
+                bar.update(len(batch))
+        return [d.id for d in items]
+
+    async def aadd_demos(self, demos: Iterable[AlignmentDemo], batch_size: int = 64) -> list[str]:
+        """Async `add_demos` (runs in an executor: the Qdrant integration is sync)."""
+        return await run_in_executor(None, self.add_demos, list(demos), batch_size)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete demos by id (unknown ids are ignored)."""
+        point_ids: list[int | str | uuid.UUID] = [point_id_for(i) for i in ids]
+        with self._lock:
+            self.client.delete(
+                self.collection_name,
+                points_selector=models.PointIdsList(points=point_ids),
+            )
+
+    async def adelete(self, ids: Sequence[str]) -> None:
+        """Async `delete`."""
+        await run_in_executor(None, self.delete, list(ids))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Number of demos in the collection."""
+        with self._lock:
+            return self.client.count(self.collection_name, exact=True).count
+
+    async def acount(self) -> int:
+        """Async `count`."""
+        return await run_in_executor(None, self.count)
+
+    def get(self, ids: Sequence[str]) -> list[AlignmentDemo]:
+        """The stored demos with these ids (missing ids are left out)."""
+        point_ids: list[int | str | uuid.UUID] = [point_id_for(i) for i in ids]
+        with self._lock:
+            points = self.client.retrieve(self.collection_name, point_ids, with_payload=True)
+        return [self._demo_from_payload(p.payload or {}) for p in points]
+
+    def iter_demos(self, batch_size: int = 256) -> Iterable[AlignmentDemo]:
+        """Every stored demo, in storage order."""
+        offset: Any = None
+        while True:
+            with self._lock:
+                points, offset = self.client.scroll(
+                    self.collection_name, limit=batch_size, offset=offset, with_payload=True
+                )
+            for point in points:
+                yield self._demo_from_payload(point.payload or {})
+            if offset is None:
+                return
+
+    def embed_query(self, query: str) -> list[float]:
+        """Embed a query with the store's embeddings."""
+        return self.embeddings.embed_query(query)
+
+    def search(
+        self,
+        query: str,
+        k: int = 20,
+        filter: DemoFilter | None = None,
+        *,
+        score_threshold: float | None = None,
+    ) -> list[ScoredDemo]:
+        """The `k` demos whose prompts are most similar to `query`, best first.
+
+        Args:
+            query: The user's message.
+            k: How many demos.
+            filter: A Qdrant filter or `{metadata_key: value}`.
+            score_threshold: Leave out demos with a lower cosine similarity.
+        """
+        return self.search_by_vector(
+            self.embed_query(query), k, filter, score_threshold=score_threshold
+        )
+
+    async def asearch(
+        self,
+        query: str,
+        k: int = 20,
+        filter: DemoFilter | None = None,
+        *,
+        score_threshold: float | None = None,
+    ) -> list[ScoredDemo]:
+        """Async `search`."""
+        vector = await self.embeddings.aembed_query(query)
+        return await run_in_executor(
+            None, lambda: self.search_by_vector(vector, k, filter, score_threshold=score_threshold)
+        )
+
+    def search_by_vector(
+        self,
+        vector: Sequence[float],
+        k: int = 20,
+        filter: DemoFilter | None = None,
+        *,
+        score_threshold: float | None = None,
+        mmr_lambda: float | None = None,
+        mmr_candidates: int | None = None,
+    ) -> list[ScoredDemo]:
+        """Like `search`, from a query vector; with `mmr_lambda`, diversified by MMR.
+
+        Args:
+            vector: The query embedding.
+            k: How many demos.
+            filter: A Qdrant filter or `{metadata_key: value}`.
+            score_threshold: Leave out demos with a lower cosine similarity.
+            mmr_lambda: If set, MMR with LangChain's meaning: 1 is pure relevance, 0 is
+                pure diversity.
+            mmr_candidates: Candidates MMR picks from (default `4 * k`).
+        """
+        if k <= 0:
+            return []
+        query: Any = list(vector)
+        if mmr_lambda is not None:
+            # Qdrant's `diversity` is 1 - lambda (langchain-qdrant passes lambda as is:
+            # langchain-ai/langchain#39052).
+            query = models.NearestQuery(
+                nearest=list(vector),
+                mmr=models.Mmr(
+                    diversity=1.0 - mmr_lambda, candidates_limit=mmr_candidates or 4 * k
+                ),
+            )
+        with self._lock:
+            points = self.client.query_points(
+                self.collection_name,
+                query=query,
+                query_filter=_to_qdrant_filter(filter),
+                limit=k,
+                with_payload=True,
+                score_threshold=score_threshold,
+            ).points
+        return [(self._demo_from_payload(p.payload or {}), float(p.score)) for p in points]
+
+    @staticmethod
+    def _demo_from_payload(payload: dict[str, Any]) -> AlignmentDemo:
+        metadata = dict(payload.get(_METADATA_KEY) or {})
+        fields = metadata.pop(RESERVED_METADATA_KEY)
+        return AlignmentDemo(
+            prompt=fields["prompt"],
+            response=fields["response"],
+            turns=[tuple(turn) for turn in fields.get("turns", [])],
+            metadata=metadata,
+            id=fields["id"],
+        )
+
+    def close(self) -> None:
+        """Close the client (releases a local store's folder lock)."""
+        self.client.close()
+
+    def __enter__(self) -> DemoStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"DemoStore(collection_name={self.collection_name!r}, where={self._where!r}, "
+            f"embedding={self.embedding_name!r})"
+        )
+
+
+def _to_qdrant_filter(value: DemoFilter | None) -> models.Filter | None:
+    if value is None or isinstance(value, models.Filter):
+        return value
+    if isinstance(value, dict):
+        return models.Filter(
+            must=[
+                models.FieldCondition(key=f"{_METADATA_KEY}.{key}", match=_match(item))
+                for key, item in value.items()
+            ]
+        )
+    msg = f"filter must be a qdrant_client.models.Filter or a dict, got {type(value).__name__}"
+    raise TypeError(msg)
+
+
+def _match(value: Any) -> models.MatchValue | models.MatchAny:
+    if isinstance(value, (list, tuple, set)):
+        return models.MatchAny(any=list(value))
+    return models.MatchValue(value=value)

@@ -1,0 +1,27 @@
+import langchain_icalign
+
+EXPECTED_ALL = [
+    "AlignmentDemo",
+    "AlignmentExampleSelector",
+    "ChatICAlign",
+    "ContextWindowExceededError",
+    "Conversation",
+    "DemoStore",
+    "DemoStoreError",
+    "EmbeddingMismatchError",
+    "GenerationError",
+    "HanFormat",
+    "PreparedPrompt",
+    "PromptFormat",
+    "SelectedDemo",
+    "StoreConnectionError",
+    "StoreLockedError",
+    "URIALFormat",
+    "__version__",
+]
+
+
+def test_all_imports():
+    assert sorted(langchain_icalign.__all__) == sorted(EXPECTED_ALL)
+    for name in EXPECTED_ALL:
+        assert hasattr(langchain_icalign, name)

@@ -1,0 +1,118 @@
+"""TransformersBackend on a tiny random GPT-2 whose output a logits processor scripts."""
+
+import pytest
+from langchain_huggingface import HuggingFacePipeline
+from transformers import pipeline
+
+from langchain_icalign import ChatICAlign
+from langchain_icalign.generation import Generation, GenerationParams
+from langchain_icalign.transformers_backend import TransformersBackend
+
+from .conftest import ScriptedLogits
+
+SCRIPT = " The answer is 42.\n\nQuestion: next question that must never be generated"
+STOP = ("\nQuestion:",)
+
+
+@pytest.fixture
+def scripted(byte_tokenizer):
+    return ScriptedLogits(byte_tokenizer, SCRIPT)
+
+
+@pytest.fixture
+def backend(tiny_lm, byte_tokenizer, scripted):
+    return TransformersBackend(tiny_lm, byte_tokenizer, "tiny", logits_processors=[scripted])
+
+
+def test_stop_string_ends_decoding_as_soon_as_it_appears(backend, scripted):
+    result = backend.generate(
+        "Question: q\n\nHere", GenerationParams(max_new_tokens=200, stop=STOP)
+    )
+    assert result.text == " The answer is 42.\n"[: len(result.text)]
+    assert result.text.strip() == "The answer is 42."
+    assert result.finish_reason == "stop"
+    stop_end = SCRIPT.index("\nQuestion:") + len("\nQuestion:")
+    assert result.output_tokens == stop_end  # not one token past the stop string
+    assert scripted.steps == stop_end
+
+
+def test_max_new_tokens_gives_finish_reason_length(backend):
+    result = backend.generate("x", GenerationParams(max_new_tokens=5, stop=STOP))
+    assert result.finish_reason == "length"
+    assert result.output_tokens == 5
+    assert result.text == SCRIPT[:5]
+
+
+def test_eos_ends_generation_with_reason_stop(tiny_lm, byte_tokenizer):
+    backend = TransformersBackend(
+        tiny_lm, byte_tokenizer, logits_processors=[ScriptedLogits(byte_tokenizer, "short")]
+    )
+    result = backend.generate("x", GenerationParams(max_new_tokens=50, stop=STOP))
+    assert result.text == "short"
+    assert result.finish_reason == "stop"
+
+
+def test_stream_matches_generate_and_hides_the_stop_string(backend, scripted):
+    params = GenerationParams(max_new_tokens=200, stop=STOP, temperature=0)
+    events = list(backend.stream("prompt", params))
+    deltas = [e for e in events if isinstance(e, str)]
+    summary = events[-1]
+    assert isinstance(summary, Generation)
+    assert "".join(deltas) == "The answer is 42."
+    assert not any("Question" in d for d in deltas)
+    scripted.reset()
+    assert backend.generate("prompt", params).text.strip() == "".join(deltas)
+
+
+def test_closing_a_stream_early_stops_decoding(tiny_lm, byte_tokenizer):
+    scripted = ScriptedLogits(byte_tokenizer, "word " * 200)
+    backend = TransformersBackend(tiny_lm, byte_tokenizer, logits_processors=[scripted])
+    stream = backend.stream("x", GenerationParams(max_new_tokens=1000, stop=STOP))
+    next(stream)
+    stream.close()
+    assert scripted.steps < 1000
+
+
+def test_prompt_special_token_text_is_plain_text(backend, byte_tokenizer):
+    assert backend.count_tokens("<eos>") == 1 + len("<eos>")  # BOS + one token per byte
+    assert "<eos>" in backend.special_tokens
+
+
+def test_seeded_sampling_is_reproducible(tiny_lm, byte_tokenizer):
+    backend = TransformersBackend(tiny_lm, byte_tokenizer)
+    params = GenerationParams(max_new_tokens=12, temperature=1.0, seed=7)
+    assert backend.generate("abc", params).text == backend.generate("abc", params).text
+
+
+def test_backend_failure_is_reported_not_hung(tiny_lm, byte_tokenizer):
+    class Boom:
+        def __call__(self, input_ids, scores):
+            raise RuntimeError("kaboom")
+
+    backend = TransformersBackend(tiny_lm, byte_tokenizer, logits_processors=[Boom()])
+    from langchain_icalign import GenerationError
+
+    with pytest.raises(GenerationError, match="kaboom"):
+        backend.generate("x", GenerationParams(max_new_tokens=3))
+    with pytest.raises(GenerationError, match="kaboom"):
+        list(backend.stream("x", GenerationParams(max_new_tokens=3)))
+
+
+def test_context_window_read_from_model_config(backend):
+    assert backend.context_window == 4096
+
+
+def test_chat_model_uses_pipeline_model_directly(tiny_lm, byte_tokenizer, monkeypatch):
+    pipe = pipeline("text-generation", model=tiny_lm, tokenizer=byte_tokenizer)
+    llm = HuggingFacePipeline(pipeline=pipe, model_id="tiny-gpt2")
+    chat = ChatICAlign(llm=llm, max_new_tokens=100, temperature=0)
+    assert isinstance(chat.backend, TransformersBackend)
+    chat.backend.logits_processors.append(ScriptedLogits(byte_tokenizer, SCRIPT))
+    message = chat.invoke("What is six times seven?")
+    assert message.content == "The answer is 42."
+    assert message.response_metadata["model_name"] == "tiny-gpt2"
+    assert message.response_metadata["finish_reason"] == "stop"
+    assert message.usage_metadata["input_tokens"] == chat.get_num_tokens(
+        chat.prepare_prompt([("human", "What is six times seven?")]).text
+    )
+    assert chat.get_token_ids("ab") == list(b"ab") or len(chat.get_token_ids("ab")) == 2
