@@ -12,6 +12,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import LLM
 from langchain_core.outputs import GenerationChunk
+from pydantic import Field
 
 from langchain_icalign import AlignmentDemo, DemoStore
 
@@ -51,8 +52,8 @@ class RecordingLLM(LLM):
 
     responses: list[str]
     chunk_size: int = 3
-    prompts: list[str] = []
-    stops: list[list[str] | None] = []
+    prompts: list[str] = Field(default_factory=list)
+    stops: list[list[str] | None] = Field(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
@@ -179,7 +180,7 @@ class ScriptedLogits:
     """A logits processor that forces the model to write `script` (then <eos>)."""
 
     def __init__(self, tokenizer: Any, script: str) -> None:
-        self.ids = tokenizer.encode(script, add_special_tokens=False) + [tokenizer.eos_token_id]
+        self.ids = [*tokenizer.encode(script, add_special_tokens=False), tokenizer.eos_token_id]
         self.prompt_length: int | None = None
         self.steps = 0
 

@@ -1,5 +1,6 @@
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,12 +100,8 @@ def test_get_prompt_format():
     assert isinstance(get_prompt_format("han"), HanFormat)
     fmt = URIALFormat()
     assert get_prompt_format(fmt) is fmt
-    try:
+    with pytest.raises(ValueError, match="han"):
         get_prompt_format("nope")
-    except ValueError as error:
-        assert "han" in str(error)
-    else:
-        raise AssertionError
 
 
 MARKERS = [
