@@ -183,6 +183,37 @@ class ChatICAlign(BaseChatModel):
 
     # -- set-up ----------------------------------------------------------------------------
 
+    @classmethod
+    def from_defaults(cls, **kwargs: Any) -> ChatICAlign:
+        """The offline default stack: Gemma-3-270m base, all-MiniLM-L6-v2, built-in demos.
+
+        The first call converts the model into the cache folder (`$ICALIGN_HOME`, else
+        `~/.cache/langchain_icalign`) and indexes the built-in pool; later calls take
+        seconds. Nothing is downloaded.
+
+        Args:
+            **kwargs: `ChatICAlign` arguments (`max_new_tokens`, `temperature`,
+                `prompt_format`, ...) and those of `defaults.build_chat_model` (`store`,
+                `demo_mode`, `selector_kwargs`, `show_progress`).
+        """
+        from langchain_icalign.defaults import build_chat_model
+
+        return build_chat_model(None, **kwargs)
+
+    @classmethod
+    def from_model_id(cls, model_id: str, **kwargs: Any) -> ChatICAlign:
+        """Any causal LM by hub id or local folder (for example `meta-llama/Llama-2-7b-hf`).
+
+        Args:
+            model_id: Hub id or folder; loaded with `local_files_only` when
+                `HF_HUB_OFFLINE` is set.
+            **kwargs: As for `from_defaults`, plus `device_map` and `dtype` (float32 on
+                CPU; bfloat16, or float16 where bf16 is unsupported, on GPU).
+        """
+        from langchain_icalign.defaults import build_chat_model
+
+        return build_chat_model(model_id, **kwargs)
+
     @property
     def _llm_type(self) -> str:
         return "chat-icalign"

