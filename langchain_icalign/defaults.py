@@ -14,6 +14,7 @@ from langchain_icalign.model_cache import (
     icalign_home,
     load_causal_lm,
 )
+from langchain_icalign.errors import StoreLockedError
 from langchain_icalign.store import DemoStore
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ def default_store(
 
     The collection is named after the pool's version: when the pool changes, the new
     version is indexed and older built-in collections are dropped. Indexing is idempotent.
+    When another process holds the folder (a local store admits one), the pool is indexed
+    in memory instead, with a warning.
 
     Args:
         embeddings: Embeddings; all-MiniLM-L6-v2 by default.
@@ -69,12 +72,23 @@ def default_store(
     folder = Path(path) if path is not None else icalign_home() / "store"
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{BUILTIN_COLLECTION_PREFIX}{builtin_pool_version()}"
-    store = DemoStore(embeddings, path=folder, collection_name=name)
+    pool = builtin_pool()
+    try:
+        store = DemoStore(embeddings, path=folder, collection_name=name)
+    except StoreLockedError:
+        # A local store admits one process; a second chat still gets the built-in pool.
+        logger.warning(
+            "the default demo store %s is open in another process; indexing the built-in "
+            "pool in memory for this one",
+            folder,
+        )
+        store = DemoStore(embeddings, location=":memory:", collection_name=name)
+        store.add_demos(pool, show_progress=show_progress)
+        return store
     for collection in store.client.get_collections().collections:
         if collection.name.startswith(BUILTIN_COLLECTION_PREFIX) and collection.name != name:
             logger.info("dropping the outdated built-in demo collection %s", collection.name)
             store.client.delete_collection(collection.name)
-    pool = builtin_pool()
     if store.count() != len(pool):
         logger.info("indexing %d built-in demos into %s", len(pool), folder)
         store.add_demos(pool, show_progress=show_progress)

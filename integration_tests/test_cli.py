@@ -1,0 +1,124 @@
+"""The icalign command end to end, in subprocesses, on the real default stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def icalign(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "langchain_icalign.cli", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        input=stdin,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("demos") / "demos.jsonl"
+    records = [
+        {
+            "prompt": "How do I water a cactus?",
+            "response": "Sparingly: soak the soil, then let it dry out fully.",
+        },
+        {"prompt": "What rhymes with moon?", "response": "Spoon, tune, June, dune and soon."},
+        {"prompt": "What rhymes with moon?", "response": "Spoon, tune, June, dune and soon."},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    return path
+
+
+def test_every_command_has_help():
+    for args in ([], ["chat"], ["index"], ["demos"]):
+        done = icalign(*args, "--help")
+        assert done.returncode == 0, done.stderr
+        assert "usage: icalign" in done.stdout
+
+
+def test_index_twice_adds_nothing_the_second_time(tmp_path, demo_file):
+    store = str(tmp_path / "store")
+    first = icalign("index", str(demo_file), "--store", store)
+    assert first.returncode == 0, first.stderr
+    assert "added 2" in first.stderr
+    assert "1 duplicates" in first.stderr
+    second = icalign("index", str(demo_file), "--store", store)
+    assert second.returncode == 0, second.stderr
+    assert "added 0" in second.stderr
+    assert "2 already stored" in second.stderr
+    assert "now holds 2" in second.stderr
+
+
+def test_index_bad_file_names_file_and_line_and_writes_nothing(tmp_path, demo_file):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"prompt": "ok", "response": "fine"}\n{"prompt": "no answer"}\n', encoding="utf-8"
+    )
+    store = str(tmp_path / "store")
+    done = icalign("index", str(demo_file), str(bad), "--store", store)
+    assert done.returncode == 1
+    assert f"{bad}:2: missing field 'response'" in done.stderr
+    assert not (tmp_path / "store").exists() or "now holds" not in done.stderr
+
+
+def test_demos_shows_selection_and_prompt(tmp_path, demo_file):
+    store = str(tmp_path / "store")
+    assert icalign("index", str(demo_file), "--store", store).returncode == 0
+    done = icalign("demos", "How often should I water my cactus?", "--store", store)
+    assert done.returncode == 0, done.stderr
+    assert "How do I water a cactus?" in done.stdout
+    assert "score" in done.stdout
+    assert done.stdout.rstrip().endswith("Here\u2019s an example answer:")
+
+
+def test_chat_one_shot_streams_an_answer():
+    done = icalign(
+        "chat", "What is the capital of France?", "--max-new-tokens", "12", "--seed", "0"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+    assert "Question:" not in done.stdout
+
+
+def test_chat_interactive_keeps_history():
+    done = icalign(
+        "chat",
+        "--format",
+        "urial",
+        "--max-new-tokens",
+        "8",
+        "--temperature",
+        "0",
+        stdin="Name a fruit.\nAnother one?\n/exit\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("assistant> ") == 2
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_example_runs_offline(example):
+    env = {**ENV, "ICALIGN_MAX_NEW_TOKENS": "8"}
+    done = subprocess.run(
+        [sys.executable, str(example)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip()
