@@ -10,7 +10,7 @@ from typing import Any
 
 from langchain_icalign.demos import AlignmentDemo
 
-__all__ = ["builtin_pool", "builtin_pool_version", "urial_set"]
+__all__ = ["builtin_pool", "builtin_pool_version", "tool_demos", "urial_set"]
 
 _DATA = "langchain_icalign.data"
 
@@ -60,3 +60,14 @@ def urial_set() -> tuple[str, tuple[AlignmentDemo, ...]]:
     data = json.loads(resources.files(_DATA).joinpath("urial.json").read_text(encoding="utf-8"))
     demos = tuple(_demo(d, f"urial.json demo {i}") for i, d in enumerate(data["demos"]))
     return data["system"], demos
+
+
+@cache
+def tool_demos() -> tuple[AlignmentDemo, ...]:
+    """Demos of the tool-call syntax: calling, using a result, answering without a tool."""
+    text = resources.files(_DATA).joinpath("tool_demos.jsonl").read_text(encoding="utf-8")
+    return tuple(
+        _demo(json.loads(line), f"tool_demos.jsonl:{number}")
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip()
+    )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import warnings
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -11,23 +12,57 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseLLM, LangSmithParams, LanguageModelInput
+from langchain_core.language_models import (
+    BaseLLM,
+    LangSmithParams,
+    LanguageModelInput,
+    ModelProfile,
+)
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation, PromptFormat, get_prompt_format
 from langchain_icalign.generation import Generation, GenerationBackend, GenerationParams
 from langchain_icalign.llm_backend import LLMBackend
 from langchain_icalign.messages import messages_to_conversation
+from langchain_icalign.request_mode import RequestMode, normalize_tool_choice, retrieval_query
 from langchain_icalign.selector import AlignmentExampleSelector, SelectedDemo
+from langchain_icalign.structured_output import StructuredOutputMethod, structured_output_runnable
 from langchain_icalign.token_counting import TokenCounterLike
+from langchain_icalign.tool_calling import parse_answer
 
 __all__ = ["ChatICAlign", "ContextWindowExceededError", "PreparedPrompt"]
+
+
+def _builtin_tool_demos() -> list[AlignmentDemo]:
+    from langchain_icalign.builtin_demos import tool_demos
+
+    return list(tool_demos())
+
+
+def _as_chunk(message: AIMessage) -> AIMessageChunk:
+    return AIMessageChunk(
+        content=message.content,
+        usage_metadata=message.usage_metadata,
+        response_metadata=message.response_metadata,
+        tool_call_chunks=[
+            tool_call_chunk(
+                name=call["name"], args=json.dumps(call["args"]), id=call["id"], index=index
+            )
+            for index, call in enumerate(message.tool_calls)
+        ],
+        invalid_tool_calls=message.invalid_tool_calls,
+        chunk_position="last",
+    )
 
 
 class ContextWindowExceededError(ValueError):
@@ -148,6 +183,8 @@ class ChatICAlign(BaseChatModel):
     """System text used when the chat has no system message."""
     constant_demos: list[AlignmentDemo] = Field(default_factory=list, exclude=True)
     """Demos placed first on every request (URIAL-style); retrieved demos follow them."""
+    tool_demos: list[AlignmentDemo] = Field(default_factory=_builtin_tool_demos, exclude=True)
+    """Demos of the tool-call syntax, placed first when tools are bound."""
     max_new_tokens: int = Field(default=512, ge=1, alias="max_tokens")
     """Most tokens to generate."""
     temperature: float = Field(default=0.7, ge=0.0)
@@ -280,6 +317,69 @@ class ChatICAlign(BaseChatModel):
             params["ls_stop"] = list(stops)
         return params
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        window = self.context_window  # the model's own is known only once the backend is built
+        profile = ModelProfile(
+            max_output_tokens=self.max_new_tokens,
+            text_inputs=True,
+            text_outputs=True,
+            image_inputs=False,
+            audio_inputs=False,
+            tool_calling=True,
+            tool_choice=True,
+            structured_output=False,
+        )
+        if window is not None:
+            profile["max_input_tokens"] = window
+        return profile
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools, described in the prompt and taught by tool-call demos.
+
+        The model calls a tool by writing `<tool_call>{"name": ..., "arguments": ...}`;
+        the call is parsed into `AIMessage.tool_calls` (arguments checked against the
+        schema; malformed calls go to `invalid_tool_calls`). `ToolMessage` results are
+        rendered back into the conversation.
+
+        Args:
+            tools: Tools as LangChain tools, functions, Pydantic classes or OpenAI dicts.
+            tool_choice: "auto" (default), "any"/"required" (a call is forced), a tool
+                name (that call is forced), or "none".
+            **kwargs: Other call options to bind.
+        """
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        choice = normalize_tool_choice(tool_choice)
+        names = [tool["function"]["name"] for tool in formatted]
+        if choice not in (None, "auto", "any", "required", "none", *names):
+            msg = f"tool_choice {tool_choice!r} names no bound tool; tools are {names}"
+            raise ValueError(msg)
+        return super().bind(tools=formatted, tool_choice=choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: StructuredOutputMethod = "function_calling",
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answers parsed as `schema` (a Pydantic class, a TypedDict or a JSON schema).
+
+        Args:
+            schema: The output schema.
+            include_raw: Return `{"raw", "parsed", "parsing_error"}` instead of raising.
+            method: "function_calling" (a forced tool call, default), "json_mode" or
+                "json_schema" (a JSON answer whose prefix is forced).
+            **kwargs: Not used; accepted for compatibility.
+        """
+        return structured_output_runnable(self, schema, method=method, include_raw=include_raw)
+
     def get_token_ids(self, text: str) -> list[int]:
         """Token ids from the model's own tokenizer (never a hub download)."""
         backend = self.backend
@@ -295,34 +395,37 @@ class ChatICAlign(BaseChatModel):
     # -- prompt ----------------------------------------------------------------------------
 
     def prepare_prompt(
-        self, messages: LanguageModelInput, *, max_new_tokens: int | None = None
+        self,
+        messages: LanguageModelInput,
+        *,
+        max_new_tokens: int | None = None,
+        **kwargs: Any,
     ) -> PreparedPrompt:
         """Render the prompt for `messages` (retrieval included) without generating.
+
+        The demo budget is the selector's `max_tokens`, narrowed so that the conversation,
+        the demos and `max_new_tokens` fit the model's context window.
 
         Args:
             messages: What `invoke` takes: a string, messages, or a prompt value.
             max_new_tokens: Room to leave for the answer (default `self.max_new_tokens`).
-
-        The demo budget is the selector's `max_tokens`, narrowed so that the conversation,
-        the demos and `max_new_tokens` fit the model's context window.
+            **kwargs: Call options as `invoke` takes them (`tools`, `tool_choice`, ...).
 
         Raises:
             ContextWindowExceededError: When the conversation alone leaves no room.
         """
         chat = self._convert_input(messages).to_messages()
-        return self._prepare(chat, max_new_tokens or self.max_new_tokens, None)
+        mode = RequestMode.from_kwargs(dict(kwargs))
+        return self._prepare(chat, max_new_tokens or self.max_new_tokens, mode)
 
     def _prepare(
-        self,
-        messages: Sequence[BaseMessage],
-        max_new_tokens: int,
-        selected: list[SelectedDemo] | None,
+        self, messages: Sequence[BaseMessage], max_new_tokens: int, mode: RequestMode
     ) -> PreparedPrompt:
-        conversation = messages_to_conversation(messages, self.system_prompt)
+        conversation = mode.shape(messages_to_conversation(messages, self.system_prompt))
         backend = self.backend
         fmt = self.format
         special = backend.special_tokens
-        constant = tuple(self.constant_demos)
+        constant = (*mode.demos(self.tool_demos), *self.constant_demos)
         base_text = fmt.render(conversation, constant, special)
         base_tokens = backend.count_tokens(base_text)
         window = backend.context_window
@@ -334,8 +437,7 @@ class ChatICAlign(BaseChatModel):
                 "shorten the messages or lower max_new_tokens"
             )
             raise ContextWindowExceededError(msg)
-        if selected is None:
-            selected = self._select(conversation.query, room)
+        selected = self._select(retrieval_query(messages, conversation), room)
         return self._fit(conversation, constant, selected, max_new_tokens)
 
     def _select(self, query: str, room: int | None) -> list[SelectedDemo]:
@@ -373,8 +475,10 @@ class ChatICAlign(BaseChatModel):
 
     # -- generation ------------------------------------------------------------------------
 
-    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> GenerationParams:
-        stops = [*self.format.stop, *(self.stop or []), *(stop or [])]
+    def _params(
+        self, stop: list[str] | None, kwargs: dict[str, Any], mode: RequestMode
+    ) -> GenerationParams:
+        stops = [*self.format.stop, *(self.stop or []), *(stop or []), *mode.stop]
         return GenerationParams(
             max_new_tokens=int(
                 kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens))
@@ -407,6 +511,30 @@ class ChatICAlign(BaseChatModel):
             total_tokens=generation.input_tokens + generation.output_tokens,
         )
 
+    def _message(
+        self, prompt: PreparedPrompt, generation: Generation, mode: RequestMode
+    ) -> AIMessage:
+        text = mode.answer(
+            self.format.finalize(prompt.conversation.answer_prefix + generation.text)
+        )
+        extra: dict[str, Any] = {}
+        if mode.tools:
+            parsed = parse_answer(text, mode.tools)
+            text = parsed.content
+            extra = {
+                "tool_calls": parsed.tool_calls,
+                "invalid_tool_calls": parsed.invalid_tool_calls,
+            }
+        metadata = self._metadata(prompt, generation)
+        if extra.get("tool_calls"):
+            metadata["finish_reason"] = "tool_calls"
+        return AIMessage(
+            content=text,
+            usage_metadata=self._usage(generation),
+            response_metadata=metadata,
+            **extra,
+        )
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -414,7 +542,8 @@ class ChatICAlign(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.streaming:
+        mode = RequestMode.from_kwargs(kwargs)
+        if self.streaming and mode.streams_text:
             chunks = list(self._stream(messages, stop, run_manager, **kwargs))
             merged = chunks[0]
             for chunk in chunks[1:]:
@@ -425,16 +554,11 @@ class ChatICAlign(BaseChatModel):
                 response_metadata=merged.message.response_metadata,
             )
             return ChatResult(generations=[ChatGeneration(message=message)])
-        params = self._params(stop, kwargs)
-        prompt = self._prepare(messages, params.max_new_tokens, None)
+        params = self._params(stop, kwargs, mode)
+        prompt = self._prepare(messages, params.max_new_tokens, mode)
         generation = self.backend.generate(prompt.text, params)
-        message = AIMessage(
-            content=self.format.finalize(generation.text),
-            usage_metadata=self._usage(generation),
-            response_metadata=self._metadata(prompt, generation),
-        )
         return ChatResult(
-            generations=[ChatGeneration(message=message)],
+            generations=[ChatGeneration(message=self._message(prompt, generation, mode))],
             llm_output={"model_name": self._model_name()},
         )
 
@@ -445,8 +569,14 @@ class ChatICAlign(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Generator[ChatGenerationChunk, None, None]:
-        params = self._params(stop, kwargs)
-        prompt = self._prepare(messages, params.max_new_tokens, None)
+        mode = RequestMode.from_kwargs(kwargs)
+        params = self._params(stop, kwargs, mode)
+        prompt = self._prepare(messages, params.max_new_tokens, mode)
+        if not mode.streams_text:
+            # A tool call or JSON answer is only meaningful whole: generate, then one chunk.
+            message = self._message(prompt, self.backend.generate(prompt.text, params), mode)
+            yield ChatGenerationChunk(message=_as_chunk(message))
+            return
         events = cast(
             "Generator[str | Generation, None, None]", self.backend.stream(prompt.text, params)
         )
@@ -467,7 +597,7 @@ class ChatICAlign(BaseChatModel):
                     run_manager.on_llm_new_token(event, chunk=chunk)
                 yield chunk
         finally:
-            events.close()  # type: ignore[attr-defined]
+            events.close()
 
     async def _astream(
         self,

@@ -59,11 +59,13 @@ class Conversation:
         query: The last user message, which the model must answer.
         turns: Earlier (user, assistant) exchanges, oldest first.
         system: System instructions, if any.
+        answer_prefix: Text the answer is forced to start with (trusted, not neutralised).
     """
 
     query: str
     turns: tuple[tuple[str, str], ...] = ()
     system: str | None = None
+    answer_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class PromptFormat(ABC):
     """Strings that end the answer; never part of the returned text."""
     separator: str = "\n\n"
     """Text between two exchanges (and between blocks of the prompt)."""
+    answer_lead: str = ""
+    """What separates the open answer marker from an answer prefix."""
     _markers: tuple[_Marker, ...] = ()
 
     @abstractmethod
@@ -157,7 +161,10 @@ class PromptFormat(ABC):
             self.render_exchange(self.neutralize(u, tokens), self.neutralize(a, tokens))
             for u, a in conversation.turns
         )
-        blocks.append(self.render_open(self.neutralize(conversation.query, tokens)))
+        opening = self.render_open(self.neutralize(conversation.query, tokens))
+        if conversation.answer_prefix:
+            opening += self.answer_lead + conversation.answer_prefix
+        blocks.append(opening)
         return self.separator.join(blocks)
 
     def finalize(self, text: str) -> str:
@@ -189,6 +196,7 @@ class HanFormat(PromptFormat):
 
     name: ClassVar[str] = "han"
     stop = ("\nQuestion:",)
+    answer_lead = " "
     _markers = (
         _Marker(_line_start("Question:")),
         _Marker(re.compile(re.escape("Here’s an example answer:"))),

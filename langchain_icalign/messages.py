@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from langchain_icalign.formats import Conversation
+from langchain_icalign.tool_calling import render_tool_call, render_tool_result
 
 __all__ = ["message_text", "messages_to_conversation"]
 
@@ -35,11 +36,11 @@ def message_text(message: BaseMessage) -> str:
 def messages_to_conversation(
     messages: Sequence[BaseMessage], default_system: str | None = None
 ) -> Conversation:
-    """Reduce a chat to system text, earlier exchanges and the last user message.
+    """Reduce a chat to system text, earlier exchanges and the last user-side message.
 
     System messages (anywhere) are joined into the system text; consecutive messages of
-    one side are joined with blank lines; an assistant message with no user message
-    before it is kept as an exchange with an empty user side dropped.
+    one side are joined with blank lines. An AI message's tool calls are rendered in the
+    tool-call syntax after its text; a tool message is a user-side turn carrying the result.
 
     Args:
         messages: The chat, ending with a human message.
@@ -54,26 +55,33 @@ def messages_to_conversation(
         raise ValueError(msg)
     system: list[str] = []
     sides: list[tuple[str, list[str]]] = []  # ("user" | "assistant", texts)
+    call_names: dict[str, str] = {}
     for message in messages:
         if isinstance(message, SystemMessage):
             system.append(message_text(message))
             continue
         if isinstance(message, HumanMessage):
-            side = "user"
+            side, text = "user", message_text(message)
+        elif isinstance(message, ToolMessage):
+            name = message.name or call_names.get(message.tool_call_id)
+            side, text = "user", render_tool_result(name, message_text(message))
         elif isinstance(message, AIMessage):
+            calls = [render_tool_call(c["name"], c["args"]) for c in message.tool_calls]
+            call_names.update({c["id"]: c["name"] for c in message.tool_calls if c["id"]})
             side = "assistant"
+            text = "\n".join(part for part in [message_text(message).strip(), *calls] if part)
         else:
             msg = (
                 f"ChatICAlign cannot render a {type(message).__name__} ({message.type!r}); "
-                "it takes system, human and AI messages"
+                "it takes system, human, AI and tool messages"
             )
             raise ValueError(msg)
         if sides and sides[-1][0] == side:
-            sides[-1][1].append(message_text(message))
+            sides[-1][1].append(text)
         else:
-            sides.append((side, [message_text(message)]))
+            sides.append((side, [text]))
     if not sides or sides[-1][0] != "user":
-        msg = "the last message (after any system messages) must be a human message"
+        msg = "the last message (after any system messages) must be a human or tool message"
         raise ValueError(msg)
     joined = [(side, "\n\n".join(texts)) for side, texts in sides]
     query = joined.pop()[1]

@@ -2,7 +2,7 @@ import asyncio
 import warnings
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
@@ -157,10 +157,10 @@ def test_constructor_aliases_and_standard_params():
 
 def test_invalid_messages_are_refused():
     chat, _ = _chat(None)
-    with pytest.raises(ValueError, match="human message"):
+    with pytest.raises(ValueError, match="human or tool message"):
         chat.invoke([HumanMessage("q"), AIMessage("a")])
-    with pytest.raises(ValueError, match="ToolMessage"):
-        chat.invoke([ToolMessage("r", tool_call_id="1"), HumanMessage("q")])
+    with pytest.raises(ValueError, match="ChatMessage"):
+        chat.invoke([ChatMessage("r", role="critic"), HumanMessage("q")])
     with pytest.raises(ValueError, match="text only"):
         chat.invoke([HumanMessage([{"type": "image", "url": "x"}])])
     with pytest.raises(ValueError, match="at least one"):

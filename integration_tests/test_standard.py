@@ -1,0 +1,61 @@
+"""langchain-tests' standard integration tests for ChatICAlign on the real default stack.
+
+Budget and answer length are kept small so the suite stays quick on two CPU cores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+from langchain_icalign import AlignmentExampleSelector, ChatICAlign
+
+
+@pytest.fixture(scope="module")
+def small_stack(default_chat) -> dict[str, Any]:
+    selector = AlignmentExampleSelector(
+        store=default_chat.selector.store,
+        token_counter=default_chat.selector.token_counter,
+        max_tokens=600,
+    )
+    return {"llm": default_chat.llm, "selector": selector}
+
+
+class TestChatICAlignIntegration(ChatModelIntegrationTests):
+    @pytest.fixture(autouse=True)
+    def _stack(self, small_stack):
+        type(self)._params = small_stack
+
+    @property
+    def chat_model_class(self) -> type[ChatICAlign]:
+        return ChatICAlign
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {**type(self)._params, "temperature": 0, "max_tokens": 48, "seed": 0}
+
+    @property
+    def has_tool_calling(self) -> bool:
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False

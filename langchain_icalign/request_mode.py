@@ -1,0 +1,135 @@
+"""What one call asks for beyond plain text: tools, a forced tool, or a JSON answer.
+
+`RequestMode` turns the call options LangChain passes (`tools`, `tool_choice`,
+`response_format`) into changes to the conversation (tool descriptions in the system text,
+a forced answer prefix), extra demos and stop strings, and back into a clean answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from langchain_icalign.demos import AlignmentDemo
+from langchain_icalign.formats import Conversation
+from langchain_icalign.messages import message_text
+from langchain_icalign.tool_calling import TOOL_CALL_CLOSE, answer_prefix, describe_tools
+
+__all__ = ["JSON_INSTRUCTION", "RequestMode", "normalize_tool_choice", "retrieval_query"]
+
+JSON_INSTRUCTION = "Answer with a single JSON object and nothing else."
+
+# Options that shape the request and must not reach the backend as sampling options.
+_CALL_OPTIONS = ("tools", "tool_choice", "response_format", "ls_structured_output_format")
+
+
+def normalize_tool_choice(tool_choice: Any) -> str | None:
+    """One string (or None) for any of LangChain's tool_choice forms.
+
+    The forms are "auto", "any", "required", "none", a tool name, a dict naming a
+    function, and True (meaning "any").
+
+    Raises:
+        ValueError: For a form that names no tool choice.
+    """
+    if tool_choice is None or tool_choice is False:
+        return None
+    if tool_choice is True:
+        return "any"
+    if isinstance(tool_choice, str):
+        return tool_choice
+    if isinstance(tool_choice, dict):
+        name = tool_choice.get("function", {}).get("name") or tool_choice.get("name")
+        if isinstance(name, str):
+            return name
+    msg = f"unsupported tool_choice {tool_choice!r}"
+    raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class RequestMode:
+    """Tools bound to a call and how they must be used, or JSON mode."""
+
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | None = None
+    json_mode: bool = False
+    json_schema: dict[str, Any] | None = None
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> RequestMode:
+        """Read (and remove) the call options from `kwargs`."""
+        options = {key: kwargs.pop(key) for key in _CALL_OPTIONS if key in kwargs}
+        choice = normalize_tool_choice(options.get("tool_choice"))
+        tools = tuple(options.get("tools") or ())
+        if choice == "none":
+            tools = ()
+        response_format = options.get("response_format")
+        json_mode = response_format in ("json", "json_object") or (
+            isinstance(response_format, dict)
+            and response_format.get("type") in ("json_object", "json_schema")
+        )
+        schema = None
+        if isinstance(response_format, dict) and isinstance(
+            response_format.get("json_schema"), dict
+        ):
+            schema = response_format["json_schema"]
+        return cls(
+            tools=tools,
+            tool_choice=choice if tools else None,
+            json_mode=json_mode,
+            json_schema=schema,
+        )
+
+    @property
+    def streams_text(self) -> bool:
+        """Whether the answer can be streamed as plain text."""
+        return not self.tools and not self.json_mode
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        """Extra stop strings: a tool call ends the answer."""
+        return (TOOL_CALL_CLOSE,) if self.tools else ()
+
+    def demos(self, tool_demos: Sequence[AlignmentDemo]) -> tuple[AlignmentDemo, ...]:
+        """Constant demos this mode needs (the tool-call demos when tools are bound)."""
+        return tuple(tool_demos) if self.tools else ()
+
+    def shape(self, conversation: Conversation) -> Conversation:
+        """Add tool descriptions or the JSON instruction, and any forced answer prefix."""
+        if self.tools:
+            system = describe_tools(self.tools, self.tool_choice)
+            return dataclasses.replace(
+                conversation,
+                system="\n\n".join(p for p in (system, conversation.system) if p),
+                answer_prefix=answer_prefix(self.tools, self.tool_choice),
+            )
+        if self.json_mode:
+            instruction = JSON_INSTRUCTION
+            if self.json_schema is not None:
+                schema = json.dumps(self.json_schema.get("parameters", self.json_schema))
+                instruction += f" It must match this JSON Schema: {schema}"
+            return dataclasses.replace(
+                conversation,
+                system="\n\n".join(p for p in (conversation.system, instruction) if p),
+                answer_prefix="{",
+            )
+        return conversation
+
+    def answer(self, text: str) -> str:
+        """The answer text to parse: a tool call gets back its closing tag."""
+        if self.tools and "<tool_call>" in text and not text.endswith(TOOL_CALL_CLOSE):
+            return text + TOOL_CALL_CLOSE
+        return text
+
+
+def retrieval_query(messages: Sequence[BaseMessage], conversation: Conversation) -> str:
+    """What to retrieve demos for: the last human message (a tool result is no query)."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message_text(message)
+    return conversation.query

@@ -1,0 +1,180 @@
+"""Tool calls as text a base model can learn in context: describe, render, parse, check.
+
+A call is written `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`; a result comes
+back as a user-side turn `Tool result from NAME: ...`. Demos in this syntax (built-in
+`data/tool_demos.jsonl`) show the model when and how to call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import InvalidToolCall, ToolCall
+from langchain_core.messages.tool import invalid_tool_call, tool_call
+from langchain_core.utils.json import parse_partial_json
+
+__all__ = [
+    "TOOL_CALL_CLOSE",
+    "TOOL_CALL_OPEN",
+    "ParsedAnswer",
+    "answer_prefix",
+    "check_arguments",
+    "describe_tools",
+    "parse_answer",
+    "render_tool_call",
+    "render_tool_result",
+]
+
+TOOL_CALL_OPEN = "<tool_call>"
+TOOL_CALL_CLOSE = "</tool_call>"
+_CALL = re.compile(
+    re.escape(TOOL_CALL_OPEN) + r"(.*?)(?:" + re.escape(TOOL_CALL_CLOSE) + r"|$)", re.S
+)
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def _function(tool: dict[str, Any]) -> dict[str, Any]:
+    return tool.get("function", tool)
+
+
+def describe_tools(tools: Sequence[dict[str, Any]], tool_choice: str | None = None) -> str:
+    """System text that lists the tools (OpenAI tool dicts) and the call syntax."""
+    lines = [
+        "You can call tools. To call one, answer with only",
+        f'{TOOL_CALL_OPEN}{{"name": "TOOL_NAME", "arguments": {{...}}}}{TOOL_CALL_CLOSE}',
+        "and wait for its result. Call a tool only when it helps; otherwise answer directly.",
+        "Only these tools exist (examples may show others):",
+    ]
+    for tool in tools:
+        function = _function(tool)
+        parameters = json.dumps(function.get("parameters", {}), ensure_ascii=False)
+        description = function.get("description") or "no description"
+        lines.append(f"- {function['name']}: {description} Arguments (JSON Schema): {parameters}")
+    if tool_choice not in (None, "auto", "none"):
+        lines.append("You must call a tool now.")
+    return "\n".join(lines)
+
+
+def render_tool_call(name: str, args: dict[str, Any]) -> str:
+    """A call as the model writes it."""
+    payload = json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
+    return f"{TOOL_CALL_OPEN}{payload}{TOOL_CALL_CLOSE}"
+
+
+def render_tool_result(name: str | None, content: str) -> str:
+    """A tool's result as the user-side turn that follows the call."""
+    return f"Tool result from {name or 'the tool'}: {content}"
+
+
+def answer_prefix(tools: Sequence[dict[str, Any]], tool_choice: str | None) -> str:
+    """Text the answer is forced to start with, for `tool_choice` "any"/"required"/a name."""
+    if tool_choice in (None, "auto", "none"):
+        return ""
+    names = [_function(t)["name"] for t in tools]
+    if tool_choice in ("any", "required"):
+        if len(names) == 1:
+            return f'{TOOL_CALL_OPEN}{{"name": "{names[0]}", "arguments": '
+        return f'{TOOL_CALL_OPEN}{{"name": "'
+    if tool_choice not in names:
+        msg = f"tool_choice {tool_choice!r} names no bound tool; tools are {names}"
+        raise ValueError(msg)
+    return f'{TOOL_CALL_OPEN}{{"name": "{tool_choice}", "arguments": '
+
+
+def check_arguments(args: Any, schema: dict[str, Any]) -> str | None:
+    """Why `args` does not fit the JSON schema's top level, or None when it fits.
+
+    Checks that arguments are an object, required properties are present, known
+    properties have the declared basic type, and enum values are allowed.
+    """
+    if not isinstance(args, dict):
+        return f"arguments must be a JSON object, got {type(args).__name__}"
+    missing = [key for key in schema.get("required", []) if key not in args]
+    if missing:
+        return f"missing required arguments {missing}"
+    properties = schema.get("properties", {})
+    for key, value in args.items():
+        spec = properties.get(key)
+        if spec is None:
+            if schema.get("additionalProperties") is False:
+                return f"unknown argument {key!r}"
+            continue
+        kinds = spec.get("type")
+        names = kinds if isinstance(kinds, list) else [kinds] if kinds else []
+        allowed = tuple(t for name in names for t in _JSON_TYPES.get(name, (object,)))
+        if allowed and (
+            not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+        ):
+            return f"argument {key!r} must be {kinds}, got {type(value).__name__}"
+        if "enum" in spec and value not in spec["enum"]:
+            return f"argument {key!r} must be one of {spec['enum']}"
+    return None
+
+
+@dataclass
+class ParsedAnswer:
+    """A generated answer split into text and tool calls."""
+
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
+
+
+def _load(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return parse_partial_json(raw)  # closes what a cut-off call left open
+    except json.JSONDecodeError:
+        return None
+
+
+def parse_answer(text: str, tools: Sequence[dict[str, Any]]) -> ParsedAnswer:
+    """Split `text` into content and tool calls, checking each call against its tool.
+
+    A call naming an unknown tool, with unparsable JSON, or with arguments that do not fit
+    the schema becomes an `invalid_tool_call` carrying the reason.
+    """
+    schemas = {_function(t)["name"]: _function(t).get("parameters", {}) for t in tools}
+    matches = list(_CALL.finditer(text))
+    if not matches:
+        return ParsedAnswer(text.strip())
+    parsed = ParsedAnswer(text[: matches[0].start()].strip())
+    for match in matches:
+        raw = match.group(1).strip()
+        call_id = f"call_{uuid.uuid4().hex[:24]}"
+        payload = _load(raw)
+        if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+            parsed.invalid_tool_calls.append(
+                invalid_tool_call(name=None, args=raw, id=call_id, error="not a JSON tool call")
+            )
+            continue
+        name = payload["name"]
+        args = payload.get("arguments", payload.get("args", {}))
+        error = (
+            f"unknown tool {name!r}; tools are {sorted(schemas)}"
+            if name not in schemas
+            else check_arguments(args, schemas[name])
+        )
+        if error is None and isinstance(args, dict):
+            parsed.tool_calls.append(tool_call(name=name, args=args, id=call_id))
+        else:
+            parsed.invalid_tool_calls.append(
+                invalid_tool_call(name=name, args=json.dumps(args), id=call_id, error=error)
+            )
+    return parsed

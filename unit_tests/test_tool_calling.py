@@ -1,0 +1,229 @@
+import json
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
+
+from langchain_icalign import ChatICAlign
+from langchain_icalign.request_mode import RequestMode, normalize_tool_choice
+from langchain_icalign.tool_calling import (
+    answer_prefix,
+    check_arguments,
+    describe_tools,
+    parse_answer,
+    render_tool_call,
+)
+
+from .conftest import RecordingLLM, count_words
+
+
+@tool
+def get_weather(city: str, unit: str = "celsius") -> str:
+    """Current weather for a city."""
+    return f"sunny in {city}"
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+class Person(BaseModel):
+    """A person."""
+
+    name: str = Field(description="full name")
+    age: int
+
+
+class Movie(TypedDict):
+    """A movie."""
+
+    title: str
+    year: int
+
+
+def _chat(responses, **kwargs):
+    llm = RecordingLLM(responses=list(responses))
+    return ChatICAlign(llm=llm, token_counter=count_words, **kwargs), llm
+
+
+def _tools():
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    return [convert_to_openai_tool(get_weather), convert_to_openai_tool(add)]
+
+
+def test_parse_valid_call_with_text_before_it():
+    parsed = parse_answer(
+        'Let me check. <tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>',
+        _tools(),
+    )
+    assert parsed.content == "Let me check."
+    assert parsed.tool_calls[0]["name"] == "get_weather"
+    assert parsed.tool_calls[0]["args"] == {"city": "Oslo"}
+    assert parsed.tool_calls[0]["id"].startswith("call_")
+    assert parsed.invalid_tool_calls == []
+
+
+def test_parse_edge_cases():
+    tools = _tools()
+    assert parse_answer("Just text.", tools).tool_calls == []
+    cut = parse_answer('<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2', tools)
+    assert cut.tool_calls[0]["args"] == {"a": 1, "b": 2}  # closed what was cut off
+    unknown = parse_answer('<tool_call>{"name": "fly", "arguments": {}}</tool_call>', tools)
+    assert "unknown tool" in unknown.invalid_tool_calls[0]["error"]
+    wrong = parse_answer('<tool_call>{"name": "add", "arguments": {"a": "x", "b": 2}}</tool_call>', tools)
+    assert "must be ['integer']" in wrong.invalid_tool_calls[0]["error"] or "integer" in wrong.invalid_tool_calls[0]["error"]
+    missing = parse_answer('<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>', tools)
+    assert "missing required" in missing.invalid_tool_calls[0]["error"]
+    garbage = parse_answer("<tool_call>not json at all</tool_call>", tools)
+    assert garbage.invalid_tool_calls[0]["error"] == "not a JSON tool call"
+    two = parse_answer(render_tool_call("add", {"a": 1, "b": 2}) + render_tool_call("get_weather", {"city": "x"}), tools)
+    assert [c["name"] for c in two.tool_calls] == ["add", "get_weather"]
+
+
+def test_check_arguments_types_and_enums():
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "mode": {"type": "string", "enum": ["a", "b"]}},
+        "required": ["n"],
+        "additionalProperties": False,
+    }
+    assert check_arguments({"n": 1, "mode": "a"}, schema) is None
+    assert "integer" in check_arguments({"n": True}, schema)
+    assert "one of" in check_arguments({"n": 1, "mode": "c"}, schema)
+    assert "unknown argument" in check_arguments({"n": 1, "x": 0}, schema)
+    assert "object" in check_arguments([1], schema)
+
+
+def test_tool_choice_forms_and_prefixes():
+    tools = _tools()
+    assert normalize_tool_choice(True) == "any"
+    assert normalize_tool_choice({"type": "function", "function": {"name": "add"}}) == "add"
+    assert answer_prefix(tools, "auto") == ""
+    assert answer_prefix(tools, "add") == '<tool_call>{"name": "add", "arguments": '
+    assert answer_prefix(tools, "any") == '<tool_call>{"name": "'
+    assert answer_prefix(tools[:1], "required").endswith('"get_weather", "arguments": ')
+    with pytest.raises(ValueError, match="names no bound tool"):
+        answer_prefix(tools, "nope")
+    assert "You must call a tool now." in describe_tools(tools, "any")
+    assert RequestMode.from_kwargs({"tools": tools, "tool_choice": "none"}).tools == ()
+
+
+def test_full_tool_loop_with_a_scripted_llm():
+    chat, llm = _chat(
+        [
+            ' <tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>',
+            " It is sunny in Paris today.\n\nQuestion: more",
+        ]
+    )
+    bound = chat.bind_tools([get_weather, add])
+    question = HumanMessage("What's the weather in Paris?")
+    first = bound.invoke([question])
+    assert first.tool_calls == [
+        {"name": "get_weather", "args": {"city": "Paris"}, "id": first.tool_calls[0]["id"], "type": "tool_call"}
+    ]
+    assert first.response_metadata["finish_reason"] == "tool_calls"
+    assert "</tool_call>" in llm.stops[-1]
+    prompt = llm.prompts[-1]
+    assert "get_weather: Current weather for a city." in prompt
+    assert '"name": "calculator"' in prompt  # the built-in tool-call demos
+    result = ToolMessage(get_weather.invoke({"city": "Paris"}), tool_call_id=first.tool_calls[0]["id"])
+    final = bound.invoke([question, first, result])
+    assert final.content == "It is sunny in Paris today."
+    assert final.tool_calls == []
+    prompt = llm.prompts[-1]
+    assert prompt.index('<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>') < prompt.index(
+        "Tool result from get_weather: sunny in Paris"
+    )
+    assert prompt.endswith("Question: Tool result from get_weather: sunny in Paris\n\nHere\u2019s an example answer:")
+
+
+def test_forced_tool_choice_prefills_the_call():
+    chat, llm = _chat(['{"a": 2, "b": 3}}</tool_call>'])
+    message = chat.bind_tools([add, get_weather], tool_choice="add").invoke("two plus three")
+    assert llm.prompts[-1].endswith('answer: <tool_call>{"name": "add", "arguments": ')
+    assert message.tool_calls[0]["args"] == {"a": 2, "b": 3}
+
+
+def test_invalid_call_is_reported_not_raised():
+    chat, _ = _chat(['<tool_call>{"name": "add", "arguments": {"a": "two"}}</tool_call>'])
+    message = chat.bind_tools([add]).invoke("add")
+    assert message.tool_calls == []
+    assert message.invalid_tool_calls[0]["name"] == "add"
+
+
+def test_tool_choice_none_and_unknown_name():
+    chat, llm = _chat(["plain answer"])
+    message = chat.bind_tools([add], tool_choice="none").invoke("hi")
+    assert message.content == "plain answer"
+    assert "tool_call" not in llm.prompts[-1]
+    with pytest.raises(ValueError, match="names no bound tool"):
+        chat.bind_tools([add], tool_choice="multiply")
+
+
+def test_stream_with_tools_yields_tool_call_chunks():
+    chat, _ = _chat(['<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>'])
+    chunks = list(chat.bind_tools([add]).stream("1+2"))
+    merged = chunks[0]
+    for chunk in chunks[1:]:
+        merged += chunk
+    assert merged.tool_calls[0]["args"] == {"a": 1, "b": 2}
+
+
+def test_structured_output_pydantic_via_tool_call():
+    chat, _ = _chat(['{"name": "Ada Lovelace", "age": 36}}</tool_call>'])
+    person = chat.with_structured_output(Person).invoke("Who wrote the first program?")
+    assert person == Person(name="Ada Lovelace", age=36)
+
+
+def test_structured_output_retries_once_with_the_error_shown():
+    chat, llm = _chat(['{"name": "Ada"}}</tool_call>', '{"name": "Ada", "age": 36}}</tool_call>'])
+    person = chat.with_structured_output(Person).invoke("Who?")
+    assert person.age == 36
+    assert "could not be used" in llm.prompts[-1]
+
+
+def test_structured_output_include_raw_reports_errors():
+    chat, _ = _chat(["nothing useful"])
+    result = chat.with_structured_output(Person, include_raw=True).invoke("Who?")
+    assert result["parsed"] is None
+    assert result["parsing_error"] is not None
+    assert isinstance(result["raw"], AIMessage)
+
+
+def test_structured_output_json_mode_typed_dict_and_json_schema():
+    chat, llm = _chat(['"title": "Alien", "year": 1979}'])
+    movie = chat.with_structured_output(Movie, method="json_mode").invoke("A 1979 film?")
+    assert movie == {"title": "Alien", "year": 1979}
+    assert "JSON Schema" in llm.prompts[-1]
+    assert llm.prompts[-1].endswith("answer: {")
+    schema = {"title": "movie", "description": "A movie", "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    chat2, _ = _chat(['{"title": "Heat"}}</tool_call>'])
+    assert chat2.with_structured_output(schema).invoke("x") == {"title": "Heat"}
+
+
+def test_profile_allows_agents():
+    chat, _ = _chat(["x"], context_window=4096)
+    assert chat.profile["tool_calling"] is True
+    assert chat.profile["max_input_tokens"] == 4096
+
+
+def test_create_agent_runs_a_tool_loop():
+    from langchain.agents import create_agent
+
+    chat, _ = _chat(
+        [
+            '<tool_call>{"name": "add", "arguments": {"a": 20, "b": 22}}</tool_call>',
+            "The sum is 42.",
+        ]
+    )
+    agent = create_agent(model=chat, tools=[add])
+    result = agent.invoke({"messages": [HumanMessage("What is 20 + 22?")]})
+    messages = result["messages"]
+    assert [m.type for m in messages] == ["human", "ai", "tool", "ai"]
+    assert json.loads(messages[2].content) == 42 or messages[2].content == "42"
+    assert messages[-1].content == "The sum is 42."
