@@ -556,6 +556,7 @@ class ChatICAlign(BaseChatModel):
             return ChatResult(generations=[ChatGeneration(message=message)])
         params = self._params(stop, kwargs, mode)
         prompt = self._prepare(messages, params.max_new_tokens, mode)
+        params = mode.for_prompt(params, prompt.conversation)
         generation = self.backend.generate(prompt.text, params)
         return ChatResult(
             generations=[ChatGeneration(message=self._message(prompt, generation, mode))],
@@ -572,6 +573,7 @@ class ChatICAlign(BaseChatModel):
         mode = RequestMode.from_kwargs(kwargs)
         params = self._params(stop, kwargs, mode)
         prompt = self._prepare(messages, params.max_new_tokens, mode)
+        params = mode.for_prompt(params, prompt.conversation)
         if not mode.streams_text:
             # A tool call or JSON answer is only meaningful whole: generate, then one chunk.
             message = self._message(prompt, self.backend.generate(prompt.text, params), mode)

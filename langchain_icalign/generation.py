@@ -24,6 +24,10 @@ class GenerationParams:
         seed: Seed for sampling; None leaves the generator as it is.
         stop: Strings that end the answer.
         timeout: Seconds after which generation stops (finish reason "timeout").
+        answer_prefix: Text the prompt already forces the answer to start with.
+        json_after: When set, stop once `answer_prefix` + the answer holds a complete JSON
+            object after this marker ("" for the first object): a tool call or JSON answer
+            ends where its object closes.
     """
 
     max_new_tokens: int = 512
@@ -33,6 +37,8 @@ class GenerationParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     timeout: float | None = None
+    answer_prefix: str = ""
+    json_after: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from langchain_core.language_models import BaseLLM
 
 from langchain_icalign.errors import GenerationError
 from langchain_icalign.generation import Generation, GenerationBackend, GenerationParams
-from langchain_icalign.stop_strings import StopStringFilter, truncate_at_stop
+from langchain_icalign.stop_strings import StopStringFilter, truncate_answer, truncate_at_stop
 from langchain_icalign.token_counting import TokenCounter, TokenCounterLike, as_token_counter
 
 __all__ = ["LLMBackend", "approximate_token_count"]
@@ -63,7 +63,7 @@ class LLMBackend(GenerationBackend):
         except Exception as error:
             msg = f"generation failed in {self.model_name}: {error}"
             raise GenerationError(msg) from error
-        text, _ = truncate_at_stop(raw, params.stop)
+        text, _ = truncate_answer(raw, params.stop, params.answer_prefix, params.json_after)
         return Generation(text, self.count_tokens(prompt), self.count_tokens(raw), "stop")
 
     def stream(  # noqa: D102

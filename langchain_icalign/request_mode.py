@@ -17,8 +17,14 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation
+from langchain_icalign.generation import GenerationParams
 from langchain_icalign.messages import message_text
-from langchain_icalign.tool_calling import TOOL_CALL_CLOSE, answer_prefix, describe_tools
+from langchain_icalign.tool_calling import (
+    TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN,
+    answer_prefix,
+    describe_tools,
+)
 
 __all__ = ["JSON_INSTRUCTION", "RequestMode", "normalize_tool_choice", "retrieval_query"]
 
@@ -95,6 +101,13 @@ class RequestMode:
         """Extra stop strings: a tool call ends the answer."""
         return (TOOL_CALL_CLOSE,) if self.tools else ()
 
+    @property
+    def json_after(self) -> str | None:
+        """Where the JSON object that ends the answer starts (None: no such object)."""
+        if self.tools:
+            return TOOL_CALL_OPEN
+        return "" if self.json_mode else None
+
     def demos(self, tool_demos: Sequence[AlignmentDemo]) -> tuple[AlignmentDemo, ...]:
         """Constant demos this mode needs (the tool-call demos when tools are bound)."""
         return tuple(tool_demos) if self.tools else ()
@@ -119,6 +132,12 @@ class RequestMode:
                 answer_prefix="{",
             )
         return conversation
+
+    def for_prompt(self, params: GenerationParams, conversation: Conversation) -> GenerationParams:
+        """Generation params that end the answer where its tool call or JSON object closes."""
+        return dataclasses.replace(
+            params, answer_prefix=conversation.answer_prefix, json_after=self.json_after
+        )
 
     def answer(self, text: str) -> str:
         """The answer text to parse: a tool call gets back its closing tag."""

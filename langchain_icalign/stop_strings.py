@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["StopStringFilter", "find_stop", "truncate_at_stop"]
+__all__ = [
+    "StopStringFilter",
+    "find_stop",
+    "json_object_end",
+    "truncate_answer",
+    "truncate_at_stop",
+]
 
 
 def find_stop(text: str, stops: Sequence[str]) -> int:
@@ -17,6 +23,55 @@ def truncate_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """`text` up to its earliest stop string, and whether one was found."""
     index = find_stop(text, stops)
     return (text, False) if index < 0 else (text[:index], True)
+
+
+def json_object_end(text: str, start: int = 0) -> int:
+    """Index just past the first complete JSON object at or after `start`, or -1."""
+    begin = text.find("{", start)
+    if begin < 0:
+        return -1
+    depth, in_string, escaped = 0, False, False
+    for index in range(begin, len(text)):
+        char = text[index]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    return -1
+
+
+def truncate_answer(
+    text: str, stops: Sequence[str], prefix: str = "", json_after: str | None = None
+) -> tuple[str, bool]:
+    """Cut generated `text` at its first stop string, or where a JSON object closes.
+
+    Args:
+        text: Generated text.
+        stops: Stop strings.
+        prefix: Text the answer was forced to start with (not part of `text`).
+        json_after: When set, the answer ends with the first complete JSON object after
+            this marker in `prefix + text` ("" for the first object at all).
+    """
+    cut, stopped = truncate_at_stop(text, stops)
+    if json_after is None:
+        return cut, stopped
+    full = prefix + cut
+    marker = full.find(json_after)
+    end = json_object_end(full, marker + len(json_after)) if marker >= 0 else -1
+    if end < 0:
+        return cut, stopped
+    return full[len(prefix) : end] if end >= len(prefix) else "", True
 
 
 class StopStringFilter:

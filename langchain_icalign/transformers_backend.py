@@ -24,7 +24,7 @@ from langchain_icalign.generation import (
     GenerationBackend,
     GenerationParams,
 )
-from langchain_icalign.stop_strings import StopStringFilter, truncate_at_stop
+from langchain_icalign.stop_strings import StopStringFilter, truncate_answer
 
 __all__ = ["StopOnStrings", "TransformersBackend"]
 
@@ -45,12 +45,16 @@ class StopOnStrings(StoppingCriteria):
         stops: Sequence[str],
         prompt_length: int,
         cancel: threading.Event | None = None,
+        answer_prefix: str = "",
+        json_after: str | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.stops = tuple(s for s in stops if s)
         self.prompt_length = prompt_length
         self.cancel = cancel
         self.window = max((len(s) for s in self.stops), default=0) + 8
+        self.answer_prefix = answer_prefix
+        self.json_after = json_after
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         """One flag per row: whether that row should stop."""
@@ -58,12 +62,14 @@ class StopOnStrings(StoppingCriteria):
             return torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
         flags = []
         for row in input_ids:
-            if not self.stops:
-                flags.append(False)
-                continue
             tail = row[max(self.prompt_length, row.shape[0] - self.window) :]
             text = self.tokenizer.decode(tail, skip_special_tokens=True)
-            flags.append(any(stop in text for stop in self.stops))
+            done = any(stop in text for stop in self.stops)
+            if not done and self.json_after is not None:
+                # Tool calls and JSON answers are short: decoding all of it is cheap.
+                answer = self.tokenizer.decode(row[self.prompt_length :], skip_special_tokens=True)
+                done = truncate_answer(answer, (), self.answer_prefix, self.json_after)[1]
+            flags.append(done)
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
@@ -151,7 +157,16 @@ class TransformersBackend(GenerationBackend):
     ) -> torch.Tensor:
         prompt_length = inputs["input_ids"].shape[1]
         criteria = StoppingCriteriaList(
-            [StopOnStrings(self.tokenizer, params.stop, prompt_length, cancel)]
+            [
+                StopOnStrings(
+                    self.tokenizer,
+                    params.stop,
+                    prompt_length,
+                    cancel,
+                    params.answer_prefix,
+                    params.json_after,
+                )
+            ]
         )
         with self._lock, torch.inference_mode():
             if params.seed is not None:
@@ -169,7 +184,7 @@ class TransformersBackend(GenerationBackend):
         self, new_ids: torch.Tensor, params: GenerationParams, elapsed: float, prompt_tokens: int
     ) -> Generation:
         raw = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        text, stopped = truncate_at_stop(raw, params.stop)
+        text, stopped = truncate_answer(raw, params.stop, params.answer_prefix, params.json_after)
         reason: FinishReason = "stop"
         if not stopped and new_ids.shape[0] >= params.max_new_tokens:
             reason = "length"

@@ -50,3 +50,23 @@ def test_streamed_text_equals_truncated_and_stripped_text(pieces, cuts):
     emitted.append(f.flush())
     assert "".join(emitted) == truncate_at_stop(raw, STOPS)[0].strip()
     assert not any(stop in "".join(emitted) for stop in STOPS)
+
+
+def test_json_object_end_handles_strings_and_nesting():
+    from langchain_icalign.stop_strings import json_object_end
+
+    text = 'x {"a": "}{\\"", "b": {"c": 1}} tail'
+    assert text[: json_object_end(text)] == 'x {"a": "}{\\"", "b": {"c": 1}}'
+    assert json_object_end('{"open": 1') == -1
+    assert json_object_end("no json") == -1
+
+
+def test_truncate_answer_ends_at_the_tool_call_object():
+    from langchain_icalign.stop_strings import truncate_answer
+
+    prefix = '<tool_call>{"name": "add", "arguments": '
+    text, stopped = truncate_answer('{"a": 1}} and then rambling', (), prefix, "<tool_call>")
+    assert (text, stopped) == ('{"a": 1}}', True)
+    assert truncate_answer('{"a": 1', (), prefix, "<tool_call>") == ('{"a": 1', False)
+    assert truncate_answer('"x": 2} more', ("\nQuestion:",), "{", "") == ('"x": 2}', True)
+    assert truncate_answer("plain\nQuestion: q", ("\nQuestion:",)) == ("plain", True)

@@ -116,3 +116,13 @@ def test_chat_model_uses_pipeline_model_directly(tiny_lm, byte_tokenizer, monkey
         chat.prepare_prompt([("human", "What is six times seven?")]).text
     )
     assert chat.get_token_ids("ab") == list(b"ab") or len(chat.get_token_ids("ab")) == 2
+
+
+def test_generation_stops_where_the_forced_json_object_closes(tiny_lm, byte_tokenizer):
+    scripted = ScriptedLogits(byte_tokenizer, '"a": 1, "b": {"c": "}"}} trailing words that never come')
+    backend = TransformersBackend(tiny_lm, byte_tokenizer, logits_processors=[scripted])
+    params = GenerationParams(max_new_tokens=200, answer_prefix="{", json_after="")
+    result = backend.generate("x", params)
+    assert result.text == '"a": 1, "b": {"c": "}"}}'
+    assert result.output_tokens == len(result.text)  # stopped on the closing brace
+    assert result.finish_reason == "stop"
