@@ -47,8 +47,8 @@ def messages_to_conversation(
         default_system: System text used when the chat has none.
 
     Raises:
-        ValueError: When the chat is empty, does not end with a human message, or holds a
-            message type this model cannot render.
+        ValueError: When the chat is empty, does not end with a human or tool message,
+            ends with an empty message, or holds a message type this model cannot render.
     """
     if not messages:
         msg = "ChatICAlign needs at least one message"
@@ -85,6 +85,9 @@ def messages_to_conversation(
         raise ValueError(msg)
     joined = [(side, "\n\n".join(texts)) for side, texts in sides]
     query = joined.pop()[1]
+    if not query.strip():
+        msg = "the last human message is empty; there is nothing to answer"
+        raise ValueError(msg)
     turns: list[tuple[str, str]] = []
     pending_user: str | None = None
     for side, text in joined:

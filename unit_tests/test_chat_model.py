@@ -165,6 +165,8 @@ def test_invalid_messages_are_refused():
         chat.invoke([HumanMessage([{"type": "image", "url": "x"}])])
     with pytest.raises(ValueError, match="at least one"):
         chat.invoke([])
+    with pytest.raises(ValueError, match="empty"):
+        chat.invoke("   ")
 
 
 def test_lcel_chain(store, demos):
@@ -221,3 +223,23 @@ def test_hostile_demo_cannot_stop_generation_early(store):
     chat.invoke("Tell me a joke")
     prompt = llm.prompts[-1]
     assert prompt.count("\nQuestion:") == 1  # only the real turn boundary
+
+
+def test_closing_a_chat_stream_early_closes_the_backend_stream(store, demos):
+    store.add_demos(demos)
+    chat, llm = _chat(store, responses=["word " * 200])
+    llm.chunk_size = 5
+    closed = []
+    backend_stream = chat.backend.stream
+
+    def tracking_stream(prompt, params):
+        try:
+            yield from backend_stream(prompt, params)
+        finally:
+            closed.append(True)
+
+    chat.backend.stream = tracking_stream
+    stream = chat.stream("bake bread")
+    next(stream)
+    stream.close()
+    assert closed == [True]

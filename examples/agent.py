@@ -1,0 +1,32 @@
+"""An agent on a base model: create_agent(model=ChatICAlign.from_defaults(), tools=[...]).
+
+The model learns the tool-call syntax from demonstrations; tool_choice is left to the model.
+With the tiny default model the agent may or may not decide to call the tool; a larger
+base model (ChatICAlign.from_model_id(...)) calls it far more reliably.
+
+Run: .venv/bin/python examples/agent.py
+"""
+
+import os
+
+from langchain.agents import create_agent
+from langchain_core.tools import tool
+
+from langchain_icalign import ChatICAlign
+
+MAX_NEW_TOKENS = int(os.environ.get("ICALIGN_MAX_NEW_TOKENS", "96"))
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Current weather for a city."""
+    forecasts = {"paris": "light rain, 11 °C", "cairo": "sunny, 27 °C"}
+    return forecasts.get(city.strip().lower(), "cloudy, 15 °C")
+
+
+model = ChatICAlign.from_defaults(max_new_tokens=MAX_NEW_TOKENS, temperature=0)
+agent = create_agent(model=model, tools=[get_weather])
+result = agent.invoke({"messages": [("human", "What's the weather like in Paris right now?")]})
+for message in result["messages"]:
+    calls = getattr(message, "tool_calls", None)
+    print(f"{message.type}: {message.content or calls}")
