@@ -60,13 +60,10 @@ def main() -> None:
         "peak_rss_mib": round(peak, 1),
         "load_average": os.getloadavg(),
     }
-    print(
-        f"{'requests':>8} {'completed':>9} {'wall s':>7} {'s/request':>9} {'RSS before':>10} {'peak RSS':>9}"
-    )
-    print(
-        f"{row['requests']:>8} {row['completed']:>9} {row['wall_seconds']:>7} "
-        f"{row['seconds_per_request']:>9} {row['rss_before_mib']:>10} {row['peak_rss_mib']:>9}"
-    )
+    header = ("requests", "completed", "wall s", "s/request", "RSS before", "peak RSS")
+    print(" ".join(f"{h:>10}" for h in header))
+    keys = ("requests", "completed", "wall_seconds", "seconds_per_request")
+    print(" ".join(f"{row[k]:>10}" for k in (*keys, "rss_before_mib", "peak_rss_mib")))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {RESULTS}")
