@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_icalign.builtin_demos import builtin_pool, builtin_pool_version, urial_set
+from langchain_icalign.errors import StoreLockedError
 from langchain_icalign.model_cache import (
     DEFAULT_BASE_MODEL,
     default_embeddings_path,
@@ -14,7 +15,6 @@ from langchain_icalign.model_cache import (
     icalign_home,
     load_causal_lm,
 )
-from langchain_icalign.errors import StoreLockedError
 from langchain_icalign.store import DemoStore
 
 if TYPE_CHECKING:
