@@ -59,14 +59,76 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", help="system instructions")
     _store_options(chat)
 
-    index = commands.add_parser("index", help="load demos from JSONL files into a store")
-    index.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSONL demo files")
-    index.add_argument("--prompt-key", default="prompt", help="field holding the prompt")
-    index.add_argument("--response-key", default="response", help="field holding the response")
+    index = commands.add_parser(
+        "index",
+        help="load, check, clean and index demo datasets into a store (resumable)",
+        description=(
+            "Load demos (prompt/response JSONL or JSON, Alpaca, Dolly, ShareGPT, OpenAI "
+            "messages, LIMA, OpenAssistant trees, or hf:<dataset>), check every record before "
+            "writing, clean them, and add those the store does not hold. Ids derive from the "
+            "content: a second run adds nothing, and a run after an interruption resumes."
+        ),
+    )
+    index.add_argument(
+        "files", nargs="+", metavar="SOURCE", help="demo files, or hf:<name> for a HF dataset"
+    )
+    index.add_argument(
+        "--format",
+        default="auto",
+        choices=[
+            *("auto", "prompt_response", "alpaca", "dolly"),
+            *("sharegpt", "messages", "lima", "oasst"),
+        ],
+        help="record format (default: detected from the fields, and reported)",
+    )
+    index.add_argument("--prompt-key", help="field holding the prompt (same as --column prompt=F)")
+    index.add_argument("--response-key", help="field holding the response")
+    index.add_argument(
+        "--column",
+        action="append",
+        metavar="NAME=FIELD",
+        help="read the format's field NAME from FIELD, e.g. prompt=question (repeatable)",
+    )
+    index.add_argument(
+        "--metadata-field", action="append", metavar="FIELD", help="copy FIELD into metadata"
+    )
+    index.add_argument(
+        "--lang", action="append", metavar="CODE", help="OpenAssistant: keep these languages"
+    )
+    index.add_argument("--split", default="train", help="split of a hf:<name> dataset")
+    index.add_argument("--max-turns", type=int, help="keep the first N exchanges of a dialogue")
+    index.add_argument("--limit", type=int, metavar="N", help="read at most N demos a source")
     index.add_argument(
         "--skip-invalid", action="store_true", help="skip and report bad lines instead of failing"
     )
+    index.add_argument("--min-tokens", type=int, help="leave out demos with fewer tokens")
+    index.add_argument("--max-tokens", type=int, help="leave out demos with more tokens")
+    index.add_argument(
+        "--tokenizer", metavar="PATH", help="tokenizer folder for token counts (default model's)"
+    )
+    index.add_argument(
+        "--dedup-threshold",
+        type=float,
+        metavar="COS",
+        help="leave out demos whose prompt is this cosine-similar to a kept one (e.g. 0.95)",
+    )
+    index.add_argument(
+        "--decontaminate",
+        action="append",
+        metavar="FILE",
+        help="leave out demos whose prompts match this evaluation set's (repeatable)",
+    )
+    index.add_argument(
+        "--decontaminate-threshold",
+        type=float,
+        default=0.85,
+        metavar="COS",
+        help="cosine similarity that counts as a match too (default 0.85; 1 for exact only)",
+    )
     index.add_argument("--batch-size", type=int, default=64, help="demos embedded per batch")
+    index.add_argument("--dry-run", action="store_true", help="load and clean; write nothing")
+    index.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
+    index.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _store_options(index)
 
     demos = commands.add_parser(
@@ -146,49 +208,9 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from langchain_icalign.loaders.index_command import run_index
 
-    from langchain_icalign.defaults import default_embeddings
-    from langchain_icalign.loaders import load_jsonl
-    from langchain_icalign.store import DemoStore
-
-    console = Console(stderr=True)
-    if args.store is None and args.url is None:
-        console.print("[red]error:[/red] give --store PATH or --url URL")
-        return 2
-    reports = {
-        path: load_jsonl(
-            path,
-            prompt_key=args.prompt_key,
-            response_key=args.response_key,
-            skip_invalid=args.skip_invalid,
-        )
-        for path in args.files
-    }  # every file is read and validated before anything is written
-    demos = [demo for report in reports.values() for demo in report.demos]
-    unique = list({demo.id: demo for demo in demos}.values())
-    embeddings = default_embeddings()
-    if args.store is not None:
-        store = DemoStore(embeddings, path=args.store, collection_name=args.collection)
-    else:
-        store = DemoStore(
-            embeddings, url=args.url, api_key=args.api_key, collection_name=args.collection
-        )
-    with store:
-        present = {demo.id for demo in store.get([d.id for d in unique])}
-        new = [demo for demo in unique if demo.id not in present]
-        store.add_demos(new, batch_size=args.batch_size, show_progress=True)
-        total = store.count()
-    for report in reports.values():
-        for error in report.invalid:
-            console.print(f"[yellow]skipped[/yellow] {error}")
-    invalid = sum(len(r.invalid) for r in reports.values())
-    console.print(
-        f"read {len(demos)} demos from {len(reports)} file(s): added {len(new)}, "
-        f"skipped {len(demos) - len(unique)} duplicates and {len(present)} already stored, "
-        f"{invalid} invalid; the store now holds {total}"
-    )
-    return 0
+    return run_index(args)
 
 
 def _demos(args: argparse.Namespace) -> int:

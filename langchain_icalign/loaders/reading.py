@@ -1,0 +1,211 @@
+"""Reading raw records from JSON Lines and JSON files, each with its line number.
+
+Readers never raise for one bad record: they yield a `DemoFileError` in its place, so a
+caller can stop at it or skip it and read on. Only damage that makes the rest of a file
+unreadable (a syntax error inside a JSON array) raises.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_icalign.loaders.errors import DemoFileError
+
+__all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
+    "Container",
+    "RawRecord",
+    "detect_container",
+    "read_json_records",
+    "read_jsonl_records",
+    "read_records",
+]
+
+DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024
+"""Largest record read (4 MiB): far above any real demo, low enough to refuse garbage."""
+
+RawRecord = tuple[int, Any]
+"""(line number, parsed JSON value or the `DemoFileError` that replaces it)."""
+
+Container = Literal["jsonl", "json"]
+
+_JSONL_SUFFIXES = {".jsonl", ".ndjson", ".jsonlines"}
+_CHUNK = 1 << 20
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _too_large(path: Path, line: int, size: int, limit: int) -> DemoFileError:
+    reason = (
+        f"record is {size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit "
+        "(max_record_bytes); a demo this long is almost certainly not a demo"
+    )
+    return DemoFileError(path, line, reason)
+
+
+def read_jsonl_records(
+    path: Path, *, max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[RawRecord]:
+    """Yield (line number, parsed JSON) for each non-blank line of a JSON Lines file.
+
+    A line that is not UTF-8, not JSON, or longer than `max_record_bytes` yields a
+    `DemoFileError` in place of the record. A line over the limit is skipped without
+    being held in memory.
+
+    Args:
+        path: The file.
+        max_record_bytes: Longest line accepted, in bytes; None for no limit.
+    """
+    with path.open("rb") as handle:
+        number = 0
+        while True:
+            limit = -1 if max_record_bytes is None else max_record_bytes + 2
+            raw = handle.readline(limit)
+            if not raw:
+                return
+            number += 1
+            if max_record_bytes is not None and len(raw.rstrip(b"\r\n")) > max_record_bytes:
+                size = len(raw)
+                while not raw.endswith(b"\n"):
+                    raw = handle.readline(_CHUNK)
+                    if not raw:
+                        break
+                    size += len(raw)
+                yield number, _too_large(path, number, size, max_record_bytes)
+                continue
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                msg = f"not UTF-8 (byte {error.start + 1} of the line: {error.reason})"
+                yield number, DemoFileError(path, number, msg)
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as error:
+                msg = f"invalid JSON ({error.msg} at column {error.colno})"
+                yield number, DemoFileError(path, number, msg)
+
+
+def read_json_records(
+    path: Path, *, max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[RawRecord]:
+    """Yield (line number, parsed JSON) for each element of a JSON array file.
+
+    A file holding one JSON object yields that object as its only record. Each element's
+    line is the line where it starts. An element with bytes that are not UTF-8 or longer
+    than `max_record_bytes` yields a `DemoFileError` in its place.
+
+    Raises:
+        DemoFileError: For a JSON syntax error: the rest of an array cannot be found again.
+    """
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    text = data.decode("utf-8", errors="surrogateescape")
+    decoder = json.JSONDecoder()
+    position = _skip_space(text, 0)
+    if position == len(text):
+        return
+    line = 1 + text.count("\n", 0, position)
+
+    def element(start: int) -> tuple[Any, int]:
+        try:
+            return decoder.raw_decode(text, start)
+        except json.JSONDecodeError as error:
+            reason = (
+                f"invalid JSON ({error.msg} at column {error.colno}); a JSON file cannot be "
+                "read past a syntax error, even with skip_invalid"
+            )
+            raise DemoFileError(path, error.lineno, reason) from error
+
+    if text[position] != "[":
+        value, end = element(position)
+        if _skip_space(text, end) != len(text):
+            at = _skip_space(text, end)
+            reason = "extra data after the JSON value (is this a JSON Lines file? name it .jsonl)"
+            raise DemoFileError(path, 1 + text.count("\n", 0, at), reason)
+        yield line, _checked(path, line, text[position:end], value, max_record_bytes)
+        return
+    position = _skip_space(text, position + 1)
+    if position < len(text) and text[position] == "]":
+        return
+    counted = 0  # lines are counted incrementally: `line` is the line of `counted`
+    while True:
+        line += text.count("\n", counted, position)
+        counted = position
+        value, end = element(position)
+        yield line, _checked(path, line, text[position:end], value, max_record_bytes)
+        position = _skip_space(text, end)
+        if position < len(text) and text[position] == ",":
+            position = _skip_space(text, position + 1)
+            continue
+        if position < len(text) and text[position] == "]":
+            return
+        at_line = line + text.count("\n", counted, position)
+        raise DemoFileError(path, at_line, "invalid JSON (expected ',' or ']' in the array)")
+
+
+def _skip_space(text: str, position: int) -> int:
+    match = _WHITESPACE.match(text, position)
+    return match.end() if match else position
+
+
+def _checked(
+    path: Path, line: int, raw: str, value: Any, max_record_bytes: int | None
+) -> Any | DemoFileError:
+    bad = _SURROGATE.search(raw)
+    if bad is not None:
+        column = bad.start() - (raw.rfind("\n", 0, bad.start()) + 1) + 1
+        at = line + raw.count("\n", 0, bad.start())
+        return DemoFileError(path, at, f"not UTF-8 (a byte that is not UTF-8 at column {column})")
+    if max_record_bytes is not None:
+        size = len(raw.encode("utf-8", errors="surrogateescape"))
+        if size > max_record_bytes:
+            return _too_large(path, line, size, max_record_bytes)
+    return value
+
+
+def detect_container(path: Path) -> Container:
+    """Whether a file is JSON Lines or one JSON document (an array of records, or a record).
+
+    `.jsonl`, `.ndjson` and `.jsonlines` files are JSON Lines. Otherwise a file that starts
+    with `[` is a JSON array, and one whose first line is a whole JSON value is JSON Lines
+    (Hugging Face exports often name JSON Lines files `.json`).
+    """
+    if path.suffix.lower() in _JSONL_SUFFIXES:
+        return "jsonl"
+    with path.open("rb") as handle:
+        head = handle.read(_CHUNK)
+        first_line = head.split(b"\n", 1)[0]
+        if len(first_line) == len(head) == _CHUNK:
+            first_line += handle.readline()
+    stripped = head.lstrip(codecs.BOM_UTF8).lstrip()
+    if stripped.startswith(b"["):
+        return "json"
+    try:
+        json.loads(first_line.lstrip(codecs.BOM_UTF8).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "json"
+    return "jsonl"
+
+
+def read_records(
+    path: Path,
+    *,
+    container: Container | None = None,
+    max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
+) -> Iterator[RawRecord]:
+    """Records of a JSON Lines or JSON file, with line numbers (see `detect_container`)."""
+    kind = container or detect_container(path)
+    if kind == "jsonl":
+        return read_jsonl_records(path, max_record_bytes=max_record_bytes)
+    return read_json_records(path, max_record_bytes=max_record_bytes)
