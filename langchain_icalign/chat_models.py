@@ -24,11 +24,12 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.runnables.config import run_in_executor
+from langchain_core.runnables.config import RunnableConfig, get_config_list, run_in_executor
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from langchain_icalign.batching import ACTIVE_WINDOW, BatchWindow, embed_queries
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation, PromptFormat, get_prompt_format
 from langchain_icalign.generation import Generation, GenerationBackend, GenerationParams
@@ -155,6 +156,25 @@ class ChatICAlign(BaseChatModel):
         await chat.ainvoke("...")
         async for chunk in chat.astream("..."):
             ...
+        ```
+
+    Tool calling:
+        ```python
+        bound = chat.bind_tools([get_weather], tool_choice="auto")
+        message = bound.invoke("What's the weather in Oslo?")
+        message.tool_calls
+        # [{"name": "get_weather", "args": {"city": "Oslo"}, "id": "call_...", ...}]
+        ```
+
+    Structured output:
+        ```python
+        class Person(BaseModel):
+            name: str
+            age: int
+
+
+        chat.with_structured_output(Person).invoke("Ada Lovelace was 36.")
+        # Person(name="Ada Lovelace", age=36)
         ```
 
     Token usage:
@@ -444,7 +464,14 @@ class ChatICAlign(BaseChatModel):
         if self.selector is None:
             return []
         budget = self.selector.max_tokens if room is None else min(room, self.selector.max_tokens)
-        selected = self.selector.select_demos(query, max_tokens=budget) if budget > 0 else []
+        window = ACTIVE_WINDOW.get()
+        vector = window.query_vectors.get(query) if window is not None else None
+        if budget <= 0:
+            selected = []
+        elif vector is not None:  # embedded with the rest of its batch
+            selected = self.selector.pack(self.selector.retrieve_by_vector(vector), budget)
+        else:
+            selected = self.selector.select_demos(query, max_tokens=budget)
         self._warn_if_empty(selected)
         return selected
 
@@ -505,11 +532,14 @@ class ChatICAlign(BaseChatModel):
 
     @staticmethod
     def _usage(generation: Generation) -> UsageMetadata:
-        return UsageMetadata(
+        usage = UsageMetadata(
             input_tokens=generation.input_tokens,
             output_tokens=generation.output_tokens,
             total_tokens=generation.input_tokens + generation.output_tokens,
         )
+        if generation.cached_tokens:  # prompt tokens read from the prefix cache
+            usage["input_token_details"] = {"cache_read": generation.cached_tokens}
+        return usage
 
     def _message(
         self, prompt: PreparedPrompt, generation: Generation, mode: RequestMode
@@ -555,9 +585,19 @@ class ChatICAlign(BaseChatModel):
             )
             return ChatResult(generations=[ChatGeneration(message=message)])
         params = self._params(stop, kwargs, mode)
-        prompt = self._prepare(messages, params.max_new_tokens, mode)
-        params = mode.for_prompt(params, prompt.conversation)
-        generation = self.backend.generate(prompt.text, params)
+        window = ACTIVE_WINDOW.get()
+        if window is None:
+            prompt = self._prepare(messages, params.max_new_tokens, mode)
+            params = mode.for_prompt(params, prompt.conversation)
+            generation = self.backend.generate(prompt.text, params)
+        else:  # part of a `batch`: generate together with the other inputs
+            try:
+                prompt = self._prepare(messages, params.max_new_tokens, mode)
+            except BaseException:
+                window.withdraw()
+                raise
+            params = mode.for_prompt(params, prompt.conversation)
+            generation = window.submit(prompt.text, params)
         return ChatResult(
             generations=[ChatGeneration(message=self._message(prompt, generation, mode))],
             llm_output={"model_name": self._model_name()},
@@ -600,6 +640,84 @@ class ChatICAlign(BaseChatModel):
                 yield chunk
         finally:
             events.close()
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def _batch_window(
+        self, inputs: list[LanguageModelInput], config: RunnableConfig | list[RunnableConfig] | None
+    ) -> BatchWindow | None:
+        """A window that runs the batch's generations together, or None where it cannot."""
+        if len(inputs) < 2 or self.streaming or self.llm is None or ACTIVE_WINDOW.get():
+            return None
+        backend = self.backend
+        if type(backend).generate_batch is GenerationBackend.generate_batch:
+            return None  # this backend generates one prompt at a time anyway
+        capacity = get_config_list(config, len(inputs))[0].get("max_concurrency") or len(inputs)
+        vectors: dict[str, list[float]] = {}
+        if self.selector is not None:
+            try:
+                queries = []
+                for item in inputs:
+                    messages = self._convert_input(item).to_messages()
+                    conversation = messages_to_conversation(messages, self.system_prompt)
+                    queries.append(retrieval_query(messages, conversation))
+                embedded = embed_queries(self.selector.store.embeddings, queries)
+                vectors = dict(zip(queries, embedded, strict=True))
+            except Exception:  # each input then embeds (and reports errors) on its own
+                vectors = {}
+        return BatchWindow(backend, len(inputs), capacity, query_vectors=vectors)
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """Answer several inputs; with a transformers model, they decode as one batch.
+
+        Each input is prepared (demos selected) as `invoke` would, the queries embedded
+        together, then the prompts generated together, left-padded, so that 8 questions
+        take far less than 8 times one. Callbacks, tracing and `return_exceptions` work
+        per input as usual. Other backends run the inputs one by one.
+
+        Args:
+            inputs: What `invoke` takes, one per answer.
+            config: One config or one per input; `max_concurrency` caps the batch size.
+            return_exceptions: Return an input's exception instead of raising it.
+            **kwargs: Call options for every input (`max_tokens`, `stop`, ...).
+        """
+        window = self._batch_window(inputs, config)
+        if window is None:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        configs = [
+            RunnableConfig(**{**c, "max_concurrency": window.capacity})  # type: ignore[typeddict-item]
+            for c in get_config_list(config, len(inputs))
+        ]
+        token = ACTIVE_WINDOW.set(window)
+        try:
+            return super().batch(inputs, configs, return_exceptions=return_exceptions, **kwargs)
+        finally:
+            ACTIVE_WINDOW.reset(token)
+
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """Async `batch`: the batch decodes together in an executor thread."""
+        if len(inputs) < 2 or self.streaming or self.llm is None:
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        return await run_in_executor(
+            None,
+            lambda: self.batch(inputs, config, return_exceptions=return_exceptions, **kwargs),
+        )
 
     async def _astream(
         self,

@@ -12,7 +12,7 @@ from langchain_core.output_parsers import (
     PydanticOutputParser,
     PydanticToolsParser,
 )
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
@@ -49,8 +49,9 @@ def structured_output_runnable(
     pydantic = _is_pydantic_class(schema)
     bound: Runnable[LanguageModelInput, BaseMessage]
     parser: Runnable[Any, Any]
+    trace = {"kwargs": {"method": method}, "schema": schema}
     if method == "function_calling":
-        bound = model.bind_tools([schema], tool_choice=name)
+        bound = model.bind_tools([schema], tool_choice=name, ls_structured_output_format=trace)
         parser = (
             PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
             if pydantic
@@ -71,9 +72,9 @@ def structured_output_runnable(
             raise ValueError(msg)
         return result
 
-    def run(value: LanguageModelInput) -> Any:
+    def run(value: LanguageModelInput, config: RunnableConfig) -> Any:
         messages = model._convert_input(value).to_messages()
-        raw = bound.invoke(messages)
+        raw = bound.invoke(messages, config)
         try:
             parsed, error = parse(raw), None  # type: ignore[arg-type]
         except Exception as first_error:
@@ -85,7 +86,7 @@ def structured_output_runnable(
                     "required format only."
                 ),
             ]
-            raw = bound.invoke(retry)
+            raw = bound.invoke(retry, config)
             try:
                 parsed, error = parse(raw), None  # type: ignore[arg-type]
             except Exception as second_error:
