@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -91,30 +92,49 @@ def build_file(n: int, path: Path) -> dict[str, Any]:
     }
 
 
-def phase_index(file: Path, store: Path, batch_size: int) -> dict[str, Any]:
-    """Run `icalign index` in this process; time, peak RSS and qdrant's warnings."""
+def _store_count(store: Path) -> int:
+    from langchain_icalign.defaults import default_embeddings
+    from langchain_icalign.store import DemoStore
+
+    if not store.exists():
+        return 0
+    with DemoStore(default_embeddings(), path=store) as demo_store:
+        return demo_store.count()
+
+
+def phase_index(file: Path, store: Path, batch_size: int, budget_s: int) -> dict[str, Any]:
+    """Run `icalign index` in this process; time, peak RSS and qdrant's warnings.
+
+    With a budget, the run is interrupted (as Ctrl-C would) when it runs out, and the
+    result says how far it got: the store keeps every batch written, and a rerun resumes.
+    """
     from langchain_icalign.cli import main
 
+    before = _store_count(store)
     report = store.parent / f"report-{time.time_ns()}.json"
+
+    def out_of_time(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, out_of_time)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         started = time.perf_counter()
-        status = main(
-            [
-                "index",
-                str(file),
-                "--store",
-                str(store),
-                "--batch-size",
-                str(batch_size),
-                "--report",
-                str(report),
-            ]
-        )
+        if budget_s:
+            signal.alarm(budget_s)
+        args = ["index", str(file), "--store", str(store), "--batch-size", str(batch_size)]
+        status = main([*args, "--report", str(report)])
+        signal.alarm(0)
         seconds = time.perf_counter() - started
-    counts = json.loads(report.read_text())["counts"]
+    if report.exists():
+        counts = json.loads(report.read_text())["counts"]
+    else:  # interrupted: count what the store holds now
+        after = _store_count(store)
+        counts = {"added": after - before, "already_stored": before, "total_in_store": after}
+        counts["read"] = counts["added"]
     return {
         "exit_status": status,
+        "interrupted": not report.exists(),
         "seconds": round(seconds, 1),
         "demos_per_s": round(counts["read"] / seconds, 1),
         "added_per_s": round(counts["added"] / seconds, 1),
@@ -123,6 +143,19 @@ def phase_index(file: Path, store: Path, batch_size: int) -> dict[str, Any]:
         "warnings": sorted({f"{w.category.__name__}: {w.message}"[:300] for w in caught}),
         "store_mb": round(sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 1e6),
     }
+
+
+def export_stored(store: Path, file: Path) -> int:
+    """Write the stored demos to a JSON Lines file (to rerun on exactly what is stored)."""
+    from langchain_icalign.defaults import default_embeddings
+    from langchain_icalign.store import DemoStore
+
+    count = 0
+    with DemoStore(default_embeddings(), path=store) as demo_store, file.open("w") as out:
+        for demo in demo_store.iter_demos(batch_size=2048):
+            out.write(json.dumps({"prompt": demo.prompt, "response": demo.response}) + "\n")
+            count += 1
+    return count
 
 
 def phase_search(store: Path, queries: int = 20) -> dict[str, Any]:
@@ -213,9 +246,9 @@ def phase_batch_vs_single(file: Path, work: Path, batched: int, single: int) -> 
     }
 
 
-def _child(phase: str, *args: str) -> dict[str, Any]:
+def _child(phase: str, *args: str, log: Path) -> dict[str, Any]:
+    """Run one phase in a fresh process (its stderr, progress bars included, goes to `log`)."""
     command = [sys.executable, __file__, "--phase", phase, *args]
-    log = RESULTS.parent / "indexing.log"
     with log.open("a") as handle:
         handle.write(f"\n=== {phase} {time.ctime()}\n")
         handle.flush()
@@ -243,16 +276,21 @@ def render_table(results: dict[str, Any]) -> str:
     index, rerun = results["index"], results["rerun"]
     search, near, small = results["search"], results["neardup"], results["batch_vs_single"]
     n = results["build"]["demos"]
+    stopped = index.get("interrupted", False)
+    index_label = "index (read, check, embed, write)"
+    if stopped:
+        index_label += f", stopped at {index['counts']['total_in_store']:,} of {n:,}"
+    warned = sorted(set(index["warnings"] + rerun["warnings"] + search["warnings"]))
     lines = [
         f"{n:,} demos ({results['build']['pool_demos']:,} from `../shared/data/pools`, the rest "
         "unique variants of them) indexed with `icalign index FILE --store DIR --batch-size "
         f"{results['batch_size']}` into the local on-disk Qdrant store, all-MiniLM-L6-v2 on CPU "
         f"({results['machine']['cores']} shared cores, {results['machine']['memory_gb']} GB). "
-        "Each phase runs in its own process; peak RSS is that process's `ru_maxrss`.",
+        "Each phase runs in its own process; peak RSS is that process's peak resident memory.",
         "",
         "| phase | demos | time | rate | peak RSS |",
         "| --- | ---: | ---: | ---: | ---: |",
-        f"| index (read, check, embed, write) | {index['counts']['added']:,} added | "
+        f"| {index_label} | {index['counts']['added']:,} added | "
         f"{index['seconds'] / 60:.1f} min | {index['demos_per_s']} demos/s | "
         f"{index['peak_rss_mb']:,} MB |",
         f"| rerun (idempotent) | {rerun['counts']['added']} added, "
@@ -272,10 +310,7 @@ def render_table(results: dict[str, Any]) -> str:
         f"min; batched is {small['speedup']}x faster) | |",
         "",
         f"Store on disk: {index['store_mb']:,} MB. Qdrant's local mode warned: "
-        + (
-            "; ".join(f"`{w}`" for w in sorted(set(index["warnings"] + search["warnings"])))
-            or "nothing"
-        ),
+        + ("; ".join(f"`{w}`" for w in warned) or "nothing"),
         "",
         results.get("notes", ""),
     ]
@@ -308,6 +343,19 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--readme-only", action="store_true")
+    parser.add_argument(
+        "--index-budget-min",
+        type=float,
+        default=0,
+        help="interrupt indexing after this many minutes (0: none); the rest is then measured "
+        "on what was stored",
+    )
+    parser.add_argument(
+        "--adopt",
+        type=Path,
+        help="JSON of an index run measured outside this script (on --work's store); "
+        "run the other phases only",
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
@@ -316,7 +364,10 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.phase:
         result = {
-            "index": lambda: phase_index(args.file, args.store, args.batch_size),
+            "index": lambda: phase_index(
+                args.file, args.store, args.batch_size, int(args.index_budget_min * 60)
+            ),
+            "export": lambda: {"exported": export_stored(args.store, args.file)},
             "search": lambda: phase_search(args.store),
             "neardup": lambda: phase_neardup(args.store, args.threshold),
             "batch_vs_single": lambda: phase_batch_vs_single(
@@ -332,19 +383,33 @@ def main() -> None:
         sys.exit(f"skipped: {POOLS} is absent (the benchmark builds its demos from it)")
     work = args.work or Path(tempfile.mkdtemp(prefix="icalign-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    file, store = work / "demos.jsonl", work / "store"
+    file, store, log = work / "demos.jsonl", work / "store", work / "phases.log"
     results: dict[str, Any] = {"machine": _machine(), "batch_size": args.batch_size}
-    results["build"] = build_file(args.n, file)
-    print("built", results["build"], flush=True)
     common = ["--file", str(file), "--store", str(store), "--batch-size", str(args.batch_size)]
-    for phase, key in (("index", "index"), ("index", "rerun"), ("search", "search")):
-        results[key] = _child(phase, *common)
-        print(key, {k: v for k, v in results[key].items() if k != "warnings"}, flush=True)
-    results["neardup"] = _child("neardup", *common, "--threshold", str(args.threshold))
+    if args.adopt:
+        adopted = json.loads(args.adopt.read_text())
+        results["build"], results["index"] = adopted["build"], adopted["index"]
+    else:
+        results["build"] = build_file(args.n, file)
+        print("built", results["build"], flush=True)
+        budget = ["--index-budget-min", str(args.index_budget_min)]
+        results["index"] = _child("index", *common, *budget, log=log)
+        print("index", results["index"], flush=True)
+    rerun_file = file
+    if results["index"].get("interrupted"):
+        # Rerun on exactly the stored demos: idempotence at the size that was reached.
+        rerun_file = work / "stored.jsonl"
+        _child("export", "--file", str(rerun_file), "--store", str(store), log=log)
+    rerun = ["--file", str(rerun_file), "--store", str(store), "--batch-size", str(args.batch_size)]
+    results["rerun"] = _child("index", *rerun, log=log)
+    print("rerun", results["rerun"], flush=True)
+    results["search"] = _child("search", *common, log=log)
+    print("search", results["search"], flush=True)
+    results["neardup"] = _child("neardup", *common, "--threshold", str(args.threshold), log=log)
     print("neardup", results["neardup"], flush=True)
     small = ["--file", str(file), "--store", str(work / "small")]
     small += ["--batched", str(args.batched), "--single", str(args.single)]
-    results["batch_vs_single"] = _child("batch_vs_single", *small)
+    results["batch_vs_single"] = _child("batch_vs_single", *small, log=log)
     print("batch_vs_single", results["batch_vs_single"], flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")

@@ -295,6 +295,15 @@ def test_cli_oasst_languages(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.usefixtures("fake_embeddings")
+def test_cli_dry_run_creates_no_store(tmp_path: Path) -> None:
+    report, store = tmp_path / "r.json", tmp_path / "store"
+    assert _index(FIXTURES / "lima.jsonl", "--store", store, "--dry-run", "--report", report) == 0
+    assert not store.exists()
+    assert _report(report)["counts"]["read"] == 3
+    assert _report(report)["dry_run"] is True
+
+
 def test_cli_needs_a_store(capsys: pytest.CaptureFixture[str]) -> None:
     assert _index(FIXTURES / "dolly.jsonl") == 2
     assert "give --store PATH or --url URL" in capsys.readouterr().err

@@ -56,6 +56,9 @@ def _token_counter(tokenizer: str | None, console: Console) -> Any:
 def _open(args: argparse.Namespace, embeddings: Embeddings, name: str) -> DemoStore:
     from langchain_icalign.store import DemoStore
 
+    if args.dry_run and args.store is not None and not Path(args.store).exists():
+        # Nothing is stored yet, and a dry run must not create the folder: compare in memory.
+        return DemoStore(embeddings, collection_name=args.collection, embedding_name=name)
     if args.store is not None:
         Path(args.store).mkdir(parents=True, exist_ok=True)
         return DemoStore(
