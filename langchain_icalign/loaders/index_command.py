@@ -135,6 +135,7 @@ def run_index(args: argparse.Namespace) -> int:
             "max_turns": args.max_turns,
             "limit": args.limit,
             "split": args.split,
+            "show_progress": not args.no_progress,
         }
         # Every source is read and checked before the store is opened or anything written.
         loads = [load_demos(source, **load_options) for source in args.files]

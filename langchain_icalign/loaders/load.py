@@ -8,6 +8,8 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from langchain_icalign.loaders.conversation import Conversation, conversation_to_demo
 from langchain_icalign.loaders.errors import DemoFileError, RecordError
 from langchain_icalign.loaders.huggingface import HF_PREFIX, hf_label, iter_hf_records
@@ -171,6 +173,7 @@ def load_demos(
     keep_record_ids: bool = False,
     split: str = "train",
     hf_config: str | None = None,
+    show_progress: bool = False,
 ) -> LoadReport:
     """Read demos from a dataset file, a Hugging Face dataset or records, checking each one.
 
@@ -212,6 +215,7 @@ def load_demos(
             the same demo always gets the same id.
         split: The split of a Hugging Face dataset.
         hf_config: The configuration of a Hugging Face dataset.
+        show_progress: Show a progress bar of the records read.
 
     Returns:
         The demos, the skipped records and what was detected.
@@ -226,6 +230,11 @@ def load_demos(
     format = _resolve_format(format)
     origin = _Source(source, split=split, hf_config=hf_config, max_record_bytes=max_record_bytes)
     report = LoadReport(source=origin.label)
+    if show_progress:
+        name = Path(origin.label).name if origin.unit == "line" else origin.label
+        origin.records = iter(
+            tqdm(origin.records, desc=f"Reading {name}", unit="record", leave=False)
+        )
 
     def on_error(error: DemoFileError) -> None:
         if not skip_invalid:
