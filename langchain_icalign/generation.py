@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,12 +51,15 @@ class Generation:
         output_tokens: Tokens generated.
         finish_reason: "stop" (stop string or end of text), "length" (`max_new_tokens`
             reached) or "timeout".
+        cached_tokens: Prompt tokens whose states were reused from an earlier call (a
+            prefix cache) instead of being computed.
     """
 
     text: str
     input_tokens: int
     output_tokens: int
     finish_reason: FinishReason
+    cached_tokens: int = 0
 
 
 class GenerationBackend(ABC):
@@ -84,3 +87,11 @@ class GenerationBackend(ABC):
     @abstractmethod
     def stream(self, prompt: str, params: GenerationParams) -> Iterator[str | Generation]:
         """Stream an answer to `prompt`: safe text deltas, then a `Generation`."""
+
+    def generate_batch(self, prompts: Sequence[str], params: GenerationParams) -> list[Generation]:
+        """Answers to several prompts with the same params, in order.
+
+        Backends that can run prompts together (the transformers one, left-padded)
+        override this; by default the prompts run one after the other.
+        """
+        return [self.generate(prompt, params) for prompt in prompts]

@@ -24,6 +24,7 @@ from langchain_icalign.generation import (
     GenerationBackend,
     GenerationParams,
 )
+from langchain_icalign.prefix_cache import PrefixCache
 from langchain_icalign.stop_strings import StopStringFilter, truncate_answer
 
 __all__ = ["StopOnStrings", "TransformersBackend"]
@@ -55,22 +56,54 @@ class StopOnStrings(StoppingCriteria):
         self.window = max((len(s) for s in self.stops), default=0) + 8
         self.answer_prefix = answer_prefix
         self.json_after = json_after
+        self.finished_at: dict[int, int] = {}
+        """Row -> tokens generated when its stop string (or JSON end) was found."""
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         """One flag per row: whether that row should stop."""
         if self.cancel is not None and self.cancel.is_set():
             return torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
         flags = []
-        for row in input_ids:
-            tail = row[max(self.prompt_length, row.shape[0] - self.window) :]
+        length = input_ids.shape[1]
+        for index, row in enumerate(input_ids):
+            if index in self.finished_at:  # a finished row of a batch: only padding follows
+                flags.append(True)
+                continue
+            tail = row[max(self.prompt_length, length - self.window) :]
             text = self.tokenizer.decode(tail, skip_special_tokens=True)
             done = any(stop in text for stop in self.stops)
             if not done and self.json_after is not None:
                 # Tool calls and JSON answers are short: decoding all of it is cheap.
                 answer = self.tokenizer.decode(row[self.prompt_length :], skip_special_tokens=True)
                 done = truncate_answer(answer, (), self.answer_prefix, self.json_after)[1]
+            if done:
+                self.finished_at[index] = length - self.prompt_length
             flags.append(done)
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
+def _cache_kwarg() -> str:
+    """The keyword `generate` takes a cache by.
+
+    `cache` in recent transformers 5, else `past_key_values` (which recent versions still
+    take, with a deprecation warning).
+    """
+    from transformers import GenerationMixin
+
+    closure = getattr(GenerationMixin.generate, "__closure__", None) or ()
+    names = {cell.cell_contents for cell in closure if isinstance(cell.cell_contents, str)}
+    return "cache" if {"cache", "past_key_values"} <= names else "past_key_values"
+
+
+def _supports_dynamic_cache(model: Any) -> bool:
+    """Whether `model.generate` takes a `DynamicCache` (most decoder-only models)."""
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return False
+    supports = getattr(model, "_supports_default_dynamic_cache", None)
+    try:
+        return bool(supports()) if callable(supports) else False
+    except Exception:  # an unusual model class: do without the cache
+        return False
 
 
 def _context_window(model: Any, tokenizer: Any) -> int | None:
@@ -84,6 +117,9 @@ def _context_window(model: Any, tokenizer: Any) -> int | None:
     return limit if isinstance(limit, int) and 0 < limit < 10_000_000 else None
 
 
+_CACHE_KWARG = _cache_kwarg()
+
+
 class TransformersBackend(GenerationBackend):
     """Runs a transformers `PreTrainedModel` and tokenizer (for example a pipeline's).
 
@@ -91,11 +127,19 @@ class TransformersBackend(GenerationBackend):
     token (`<eos>`) is read as plain text, never as the token. One generation runs at a time
     per backend (a lock), which bounds memory and keeps seeded sampling reproducible.
 
+    The key/value states of recent prompts and answers are kept (`PrefixCache`): a prompt
+    that starts like an earlier one (the same system text and constant demos, or the
+    conversation so far in a multi-turn chat) computes only its new part. Greedy answers
+    are the same as without the cache. `generate_batch` runs several prompts together,
+    left-padded.
+
     Args:
         model: A causal LM.
         tokenizer: Its tokenizer.
         model_name: Name for metadata; defaults to the model's `name_or_path`.
         logits_processors: Extra logits processors applied on every call (constraints).
+        prefix_cache: A `PrefixCache`, True for a default one, or False for none. Models
+            that cannot take a `DynamicCache` never use one.
     """
 
     def __init__(
@@ -104,6 +148,7 @@ class TransformersBackend(GenerationBackend):
         tokenizer: Any,
         model_name: str | None = None,
         logits_processors: Sequence[LogitsProcessor] = (),
+        prefix_cache: PrefixCache | bool = True,
     ) -> None:
         self.model = model
         self.logits_processors = list(logits_processors)
@@ -112,6 +157,13 @@ class TransformersBackend(GenerationBackend):
         self.context_window = _context_window(model, tokenizer)
         self.special_tokens = tuple(getattr(tokenizer, "all_special_tokens", ()))
         self._lock = threading.Lock()
+        if prefix_cache is True:
+            prefix_cache = PrefixCache()
+        self.prefix_cache: PrefixCache | None = (
+            prefix_cache
+            if isinstance(prefix_cache, PrefixCache) and _supports_dynamic_cache(model)
+            else None
+        )
 
     def _encode(self, prompt: str) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer(
@@ -123,9 +175,17 @@ class TransformersBackend(GenerationBackend):
         ids = self.tokenizer(text, add_special_tokens=True, split_special_tokens=True)["input_ids"]
         return len(ids)
 
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        if pad is not None:
+            return int(pad)
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return int(eos[0] if isinstance(eos, list) else eos)
+
     def _config(self, params: GenerationParams) -> GenerationConfig:
         defaults = self.model.generation_config
-        pad = self.tokenizer.pad_token_id
         eos = (
             defaults.eos_token_id
             if defaults.eos_token_id is not None
@@ -143,9 +203,21 @@ class TransformersBackend(GenerationBackend):
             max_new_tokens=params.max_new_tokens,
             eos_token_id=eos,
             bos_token_id=defaults.bos_token_id,
-            pad_token_id=pad if pad is not None else (eos[0] if isinstance(eos, list) else eos),
+            pad_token_id=self._pad_id(),
             max_time=params.timeout,
             **sampling,
+        )
+
+    def _criteria(
+        self, params: GenerationParams, prompt_length: int, cancel: threading.Event | None
+    ) -> StopOnStrings:
+        return StopOnStrings(
+            self.tokenizer,
+            params.stop,
+            prompt_length,
+            cancel,
+            params.answer_prefix,
+            params.json_after,
         )
 
     def _run(
@@ -154,34 +226,37 @@ class TransformersBackend(GenerationBackend):
         params: GenerationParams,
         cancel: threading.Event | None = None,
         streamer: Any = None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, int]:
+        """New token ids of a one-prompt call, and the prompt tokens read from the cache."""
         prompt_length = inputs["input_ids"].shape[1]
-        criteria = StoppingCriteriaList(
-            [
-                StopOnStrings(
-                    self.tokenizer,
-                    params.stop,
-                    prompt_length,
-                    cancel,
-                    params.answer_prefix,
-                    params.json_after,
-                )
-            ]
-        )
+        criteria = StoppingCriteriaList([self._criteria(params, prompt_length, cancel)])
         with self._lock, torch.inference_mode():
             if params.seed is not None:
                 torch.manual_seed(params.seed)
+            cache, reused = None, 0
+            if self.prefix_cache is not None:
+                cache, reused = self.prefix_cache.take(inputs["input_ids"][0])
             output = self.model.generate(
                 **inputs,
                 generation_config=self._config(params),
                 stopping_criteria=criteria,
                 logits_processor=LogitsProcessorList(self.logits_processors),
                 streamer=streamer,
+                **({_CACHE_KWARG: cache} if cache is not None else {}),
             )
-        return output[0, prompt_length:]
+            if self.prefix_cache is not None and cache is not None:
+                # The cache now holds the prompt and the answer (but its last token):
+                # a follow-up question starts with exactly that.
+                self.prefix_cache.put(output[0], cache)
+        return output[0, prompt_length:], reused
 
     def _finish(
-        self, new_ids: torch.Tensor, params: GenerationParams, elapsed: float, prompt_tokens: int
+        self,
+        new_ids: torch.Tensor,
+        params: GenerationParams,
+        elapsed: float,
+        prompt_tokens: int,
+        cached_tokens: int = 0,
     ) -> Generation:
         raw = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         text, stopped = truncate_answer(raw, params.stop, params.answer_prefix, params.json_after)
@@ -190,18 +265,64 @@ class TransformersBackend(GenerationBackend):
             reason = "length"
         elif not stopped and params.timeout is not None and elapsed >= params.timeout:
             reason = "timeout"
-        return Generation(text, prompt_tokens, int(new_ids.shape[0]), reason)
+        return Generation(text, prompt_tokens, int(new_ids.shape[0]), reason, cached_tokens)
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:  # noqa: D102
         inputs = self._encode(prompt)
         started = time.monotonic()
         try:
-            new_ids = self._run(inputs, params)
+            new_ids, reused = self._run(inputs, params)
         except Exception as error:
             msg = f"generation failed in {self.model_name}: {error}"
             raise GenerationError(msg) from error
         prompt_tokens = inputs["input_ids"].shape[1]
-        return self._finish(new_ids, params, time.monotonic() - started, prompt_tokens)
+        return self._finish(new_ids, params, time.monotonic() - started, prompt_tokens, reused)
+
+    def generate_batch(  # noqa: D102
+        self, prompts: Sequence[str], params: GenerationParams
+    ) -> list[Generation]:
+        if len(prompts) == 1:
+            return [self.generate(prompts[0], params)]
+        encoded = [self._encode(prompt)["input_ids"][0] for prompt in prompts]
+        width = max(ids.shape[0] for ids in encoded)
+        pad = self._pad_id()
+        device = self.model.device
+        input_ids = torch.full((len(encoded), width), pad, dtype=torch.long, device=device)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long, device=device)
+        for row, ids in enumerate(encoded):  # left padding: every prompt ends at `width`
+            input_ids[row, width - ids.shape[0] :] = ids
+            mask[row, width - ids.shape[0] :] = 1
+        criteria = self._criteria(params, width, None)
+        config = self._config(params)
+        started = time.monotonic()
+        try:
+            with self._lock, torch.inference_mode():
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)
+                output = self.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    generation_config=config,
+                    stopping_criteria=StoppingCriteriaList([criteria]),
+                    logits_processor=LogitsProcessorList(self.logits_processors),
+                )
+        except Exception as error:
+            msg = f"generation failed in {self.model_name}: {error}"
+            raise GenerationError(msg) from error
+        elapsed = time.monotonic() - started
+        eos = config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        results = []
+        for row, ids in enumerate(encoded):
+            new_ids = output[row, width:]
+            # A finished row is padded to the longest: cut it where it ended.
+            end = criteria.finished_at.get(row, new_ids.shape[0])
+            for position, token in enumerate(new_ids[:end].tolist()):
+                if token in eos_ids:
+                    end = position + 1
+                    break
+            results.append(self._finish(new_ids[:end], params, elapsed, int(ids.shape[0])))
+        return results
 
     def stream(  # noqa: D102
         self, prompt: str, params: GenerationParams
@@ -214,7 +335,7 @@ class TransformersBackend(GenerationBackend):
 
         def work() -> None:
             try:
-                result["ids"] = self._run(inputs, params, cancel, streamer)
+                result["ids"], result["reused"] = self._run(inputs, params, cancel, streamer)
             except Exception as error:  # re-raised in the consumer
                 result["error"] = error
             finally:
@@ -238,7 +359,13 @@ class TransformersBackend(GenerationBackend):
             if rest:
                 yield rest
             prompt_tokens = inputs["input_ids"].shape[1]
-            yield self._finish(result["ids"], params, time.monotonic() - started, prompt_tokens)
+            yield self._finish(
+                result["ids"],
+                params,
+                time.monotonic() - started,
+                prompt_tokens,
+                result["reused"],
+            )
         finally:
             cancel.set()  # the consumer stopped early, or we are done: stop decoding
             thread.join()

@@ -1,0 +1,153 @@
+"""Batched generation for `ChatICAlign.batch`: the requests of one batch decode together.
+
+LangChain's `batch` runs `invoke` once per input in a thread pool, which keeps callbacks,
+tracing, caching and `return_exceptions` per input. `ChatICAlign.batch` opens a
+`BatchWindow` (in a context variable, which the pool's threads inherit) before doing so:
+each input prepares its prompt (selection included) in its own thread as usual, then
+hands the prompt to the window instead of generating alone. When every input has
+arrived (or as many as run at once, or none has arrived for `wait_s`), one thread runs
+them as one left-padded `generate_batch` call and hands each its answer.
+
+The queries' embeddings are computed together beforehand where that gives the same
+vectors as `embed_query` (see `embeds_queries_as_documents`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from langchain_core.embeddings import Embeddings
+
+from langchain_icalign.generation import Generation, GenerationBackend, GenerationParams
+
+__all__ = ["ACTIVE_WINDOW", "BatchWindow", "embed_queries", "embeds_queries_as_documents"]
+
+ACTIVE_WINDOW: contextvars.ContextVar[BatchWindow | None] = contextvars.ContextVar(
+    "icalign_batch_window", default=None
+)
+"""The window of the `batch` call this thread works for, if any."""
+
+
+def embeds_queries_as_documents(embeddings: Embeddings) -> bool:
+    """Whether `embed_documents([q])[0]` is `embed_query(q)` for these embeddings.
+
+    True for `HuggingFaceEmbeddings` without `query_encode_kwargs` (the default stack),
+    and for embeddings that say so with an `embeds_queries_as_documents = True`
+    attribute. Embeddings that treat queries differently (instruction prefixes, other
+    encode options) embed each query on its own.
+    """
+    if getattr(embeddings, "embeds_queries_as_documents", False) is True:
+        return True
+    try:
+        from langchain_huggingface import HuggingFaceEmbeddings
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    return isinstance(embeddings, HuggingFaceEmbeddings) and not embeddings.query_encode_kwargs
+
+
+def embed_queries(embeddings: Embeddings, queries: Sequence[str]) -> list[list[float]]:
+    """The queries' embeddings: in one call where that equals `embed_query` on each."""
+    unique = list(dict.fromkeys(queries))
+    if len(unique) > 1 and embeds_queries_as_documents(embeddings):
+        vectors = embeddings.embed_documents(unique)
+    else:
+        vectors = [embeddings.embed_query(query) for query in unique]
+    table = dict(zip(unique, vectors, strict=True))
+    return [table[query] for query in queries]
+
+
+@dataclass(eq=False)
+class _Request:
+    prompt: str
+    params: GenerationParams
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Generation | None = None
+    error: BaseException | None = None
+
+
+class BatchWindow:
+    """Gathers the generations of one `batch` call and runs them together.
+
+    Args:
+        backend: The backend that runs the batch.
+        expected: Inputs in the batch.
+        capacity: Most inputs that run at once (the batch's `max_concurrency`).
+        wait_s: Longest wait for an input that may never arrive (one answered from the
+            LLM cache, say) once no other has arrived for this long.
+        query_vectors: Query -> embedding, computed for the whole batch beforehand.
+    """
+
+    def __init__(
+        self,
+        backend: GenerationBackend,
+        expected: int,
+        capacity: int | None = None,
+        wait_s: float = 1.0,
+        query_vectors: dict[str, list[float]] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.capacity = max(1, capacity or expected)
+        self.wait_s = wait_s
+        self.query_vectors = dict(query_vectors or {})
+        self.batch_sizes: list[int] = []
+        """Sizes of the `generate_batch` calls run so far (for tests and benchmarks)."""
+        self._outstanding = expected
+        self._pending: list[_Request] = []
+        self._last_arrival = time.monotonic()
+        self._cond = threading.Condition()
+
+    def withdraw(self) -> None:
+        """An input that will not submit (it failed while preparing its prompt)."""
+        with self._cond:
+            self._outstanding = max(0, self._outstanding - 1)
+            self._cond.notify_all()
+
+    def _ready(self) -> bool:
+        return bool(self._pending) and (
+            self._outstanding == 0 or len(self._pending) >= self.capacity
+        )
+
+    def submit(self, prompt: str, params: GenerationParams) -> Generation:
+        """Generate `prompt` together with the other inputs of the batch."""
+        request = _Request(prompt, params)
+        with self._cond:
+            self._pending.append(request)
+            self._outstanding = max(0, self._outstanding - 1)
+            self._last_arrival = time.monotonic()
+            self._cond.notify_all()
+            group: list[_Request] = []
+            while request in self._pending:
+                left = self._last_arrival + self.wait_s - time.monotonic()
+                if self._ready() or left <= 0:
+                    group, self._pending = self._pending, []
+                    break
+                self._cond.wait(left)
+        if group:
+            self._run(group)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None  # set whenever error is not
+        return request.result
+
+    def _run(self, group: list[_Request]) -> None:
+        # Requests with the same params decode together (a batch shares its options).
+        by_params: dict[GenerationParams, list[_Request]] = {}
+        for request in group:
+            by_params.setdefault(request.params, []).append(request)
+        for params, requests in by_params.items():
+            self.batch_sizes.append(len(requests))
+            try:
+                results = self.backend.generate_batch([r.prompt for r in requests], params)
+            except BaseException as error:  # each waiting input gets it
+                for request in requests:
+                    request.error = error
+                    request.done.set()
+                continue
+            for request, result in zip(requests, results, strict=True):
+                request.result = result
+                request.done.set()
