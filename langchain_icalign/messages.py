@@ -11,6 +11,8 @@ from langchain_icalign.tool_calling import render_tool_call, render_tool_result
 
 __all__ = ["message_text", "messages_to_conversation"]
 
+_CALL_BLOCKS = ("tool_use", "tool_call", "function_call")
+
 
 def message_text(message: BaseMessage) -> str:
     """The text of a message; content blocks other than text are refused.
@@ -26,6 +28,8 @@ def message_text(message: BaseMessage) -> str:
             parts.append(block)
         elif isinstance(block, dict) and block.get("type") == "text":
             parts.append(str(block.get("text", "")))
+        elif isinstance(block, dict) and block.get("type") in _CALL_BLOCKS:
+            continue  # rendered from the message's tool_calls
         else:
             kind = block.get("type") if isinstance(block, dict) else type(block).__name__
             msg = f"ChatICAlign takes text only; a {message.type} message has a {kind!r} block"

@@ -8,7 +8,6 @@ a forced answer prefix), extra demos and stop strings, and back into a clean ans
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,8 @@ from langchain_icalign.tool_calling import (
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
     answer_prefix,
+    arguments_opening,
+    describe_fields,
     describe_tools,
 )
 
@@ -122,14 +123,16 @@ class RequestMode:
                 answer_prefix=answer_prefix(self.tools, self.tool_choice),
             )
         if self.json_mode:
-            instruction = JSON_INSTRUCTION
+            instruction, opening = JSON_INSTRUCTION, "{"
             if self.json_schema is not None:
-                schema = json.dumps(self.json_schema.get("parameters", self.json_schema))
-                instruction += f" It must match this JSON Schema: {schema}"
+                parameters = self.json_schema.get("parameters", self.json_schema)
+                fields = ", ".join(describe_fields(parameters))
+                instruction += f" Its keys: {fields}."
+                opening = arguments_opening(parameters)
             return dataclasses.replace(
                 conversation,
                 system="\n\n".join(p for p in (conversation.system, instruction) if p),
-                answer_prefix="{",
+                answer_prefix=opening,
             )
         return conversation
 

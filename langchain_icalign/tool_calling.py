@@ -23,7 +23,9 @@ __all__ = [
     "TOOL_CALL_OPEN",
     "ParsedAnswer",
     "answer_prefix",
+    "arguments_opening",
     "check_arguments",
+    "describe_fields",
     "describe_tools",
     "parse_answer",
     "render_tool_call",
@@ -50,22 +52,59 @@ def _function(tool: dict[str, Any]) -> dict[str, Any]:
     return tool.get("function", tool)
 
 
+def describe_fields(parameters: dict[str, Any]) -> list[str]:
+    """`name: type` for each property of a JSON object schema, optional ones marked."""
+    required = set(parameters.get("required", []))
+    fields = []
+    for name, spec in parameters.get("properties", {}).items():
+        kind = spec.get("type", "any") if isinstance(spec, dict) else "any"
+        if isinstance(spec, dict) and "enum" in spec:
+            kind = " | ".join(json.dumps(v) for v in spec["enum"])
+        fields.append(f"{name}: {kind}" + ("" if name in required else " (optional)"))
+    return fields
+
+
+def _signature(function: dict[str, Any]) -> str:
+    fields = describe_fields(function.get("parameters", {}))
+    return f"{function['name']}({', '.join(fields)})"
+
+
 def describe_tools(tools: Sequence[dict[str, Any]], tool_choice: str | None = None) -> str:
-    """System text that lists the tools (OpenAI tool dicts) and the call syntax."""
-    lines = [
-        "You can call tools. To call one, answer with only",
-        f'{TOOL_CALL_OPEN}{{"name": "TOOL_NAME", "arguments": {{...}}}}{TOOL_CALL_CLOSE}',
-        "and wait for its result. Call a tool only when it helps; otherwise answer directly.",
-        "Only these tools exist (examples may show others):",
-    ]
+    """System text that lists the tools (OpenAI tool dicts) and the call syntax.
+
+    Tools are shown as signatures, `name(arg: type, ...)`, which small models follow more
+    readily than a JSON Schema.
+    """
+    lines = ["You can call these tools:"]
     for tool in tools:
         function = _function(tool)
-        parameters = json.dumps(function.get("parameters", {}), ensure_ascii=False)
-        description = function.get("description") or "no description"
-        lines.append(f"- {function['name']}: {description} Arguments (JSON Schema): {parameters}")
+        description = (function.get("description") or "").strip()
+        lines.append(f"- {_signature(function)}" + (f": {description}" if description else ""))
+    first = _function(tools[0])
+    example_args = {name: "..." for name in first.get("parameters", {}).get("required", [])}
+    lines += [
+        "To call a tool, answer with only",
+        f"{TOOL_CALL_OPEN}"
+        f"{json.dumps({'name': first['name'], 'arguments': example_args})}"
+        f"{TOOL_CALL_CLOSE}",
+        "and wait for its result. Call a tool only when it helps; otherwise answer directly.",
+        "Only the tools listed here exist (the examples may show others).",
+    ]
     if tool_choice not in (None, "auto", "none"):
         lines.append("You must call a tool now.")
     return "\n".join(lines)
+
+
+def arguments_opening(parameters: dict[str, Any]) -> str:
+    """The forced start of a JSON arguments object: its first required key, if any.
+
+    A tool without parameters gets the whole (empty) object.
+    """
+    properties = parameters.get("properties", {})
+    if not properties:
+        return "{}"
+    required = [name for name in parameters.get("required", []) if name in properties]
+    return f"{{{json.dumps(required[0])}: " if required else "{"
 
 
 def render_tool_call(name: str, args: dict[str, Any]) -> str:
@@ -83,15 +122,17 @@ def answer_prefix(tools: Sequence[dict[str, Any]], tool_choice: str | None) -> s
     """Text the answer is forced to start with, for `tool_choice` "any"/"required"/a name."""
     if tool_choice in (None, "auto", "none"):
         return ""
-    names = [_function(t)["name"] for t in tools]
+    functions = {_function(t)["name"]: _function(t) for t in tools}
     if tool_choice in ("any", "required"):
-        if len(names) == 1:
-            return f'{TOOL_CALL_OPEN}{{"name": "{names[0]}", "arguments": '
-        return f'{TOOL_CALL_OPEN}{{"name": "'
-    if tool_choice not in names:
-        msg = f"tool_choice {tool_choice!r} names no bound tool; tools are {names}"
+        if len(functions) > 1:
+            return f'{TOOL_CALL_OPEN}{{"name": "'
+        tool_choice = next(iter(functions))
+    if tool_choice not in functions:
+        msg = f"tool_choice {tool_choice!r} names no bound tool; tools are {list(functions)}"
         raise ValueError(msg)
-    return f'{TOOL_CALL_OPEN}{{"name": "{tool_choice}", "arguments": '
+    opening = arguments_opening(functions[tool_choice].get("parameters", {}))
+    closing = "}" if opening == "{}" else ""  # nothing left to choose: the call is complete
+    return f'{TOOL_CALL_OPEN}{{"name": "{tool_choice}", "arguments": {opening}{closing}'
 
 
 def check_arguments(args: Any, schema: dict[str, Any]) -> str | None:

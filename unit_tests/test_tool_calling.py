@@ -10,6 +10,7 @@ from langchain_icalign import ChatICAlign
 from langchain_icalign.request_mode import RequestMode, normalize_tool_choice
 from langchain_icalign.tool_calling import (
     answer_prefix,
+    arguments_opening,
     check_arguments,
     describe_tools,
     parse_answer,
@@ -104,9 +105,11 @@ def test_tool_choice_forms_and_prefixes():
     assert normalize_tool_choice(True) == "any"
     assert normalize_tool_choice({"type": "function", "function": {"name": "add"}}) == "add"
     assert answer_prefix(tools, "auto") == ""
-    assert answer_prefix(tools, "add") == '<tool_call>{"name": "add", "arguments": '
+    assert answer_prefix(tools, "add") == '<tool_call>{"name": "add", "arguments": {"a": '
     assert answer_prefix(tools, "any") == '<tool_call>{"name": "'
-    assert answer_prefix(tools[:1], "required").endswith('"get_weather", "arguments": ')
+    assert answer_prefix(tools[:1], "required").endswith('"get_weather", "arguments": {"city": ')
+    assert arguments_opening({"properties": {}}) == "{}"
+    assert arguments_opening({"properties": {"x": {}}}) == "{"
     with pytest.raises(ValueError, match="names no bound tool"):
         answer_prefix(tools, "nope")
     assert "You must call a tool now." in describe_tools(tools, "any")
@@ -129,7 +132,7 @@ def test_full_tool_loop_with_a_scripted_llm():
     assert first.response_metadata["finish_reason"] == "tool_calls"
     assert "</tool_call>" in llm.stops[-1]
     prompt = llm.prompts[-1]
-    assert "get_weather: Current weather for a city." in prompt
+    assert "- get_weather(city: string, unit: string (optional)): Current weather for a city." in prompt
     assert '"name": "calculator"' in prompt  # the built-in tool-call demos
     result = ToolMessage(get_weather.invoke({"city": "Paris"}), tool_call_id=first.tool_calls[0]["id"])
     final = bound.invoke([question, first, result])
@@ -143,9 +146,9 @@ def test_full_tool_loop_with_a_scripted_llm():
 
 
 def test_forced_tool_choice_prefills_the_call():
-    chat, llm = _chat(['{"a": 2, "b": 3}}</tool_call>'])
+    chat, llm = _chat(['2, "b": 3}}</tool_call>'])
     message = chat.bind_tools([add, get_weather], tool_choice="add").invoke("two plus three")
-    assert llm.prompts[-1].endswith('answer: <tool_call>{"name": "add", "arguments": ')
+    assert llm.prompts[-1].endswith('answer: <tool_call>{"name": "add", "arguments": {"a": ')
     assert message.tool_calls[0]["args"] == {"a": 2, "b": 3}
 
 
@@ -175,13 +178,13 @@ def test_stream_with_tools_yields_tool_call_chunks():
 
 
 def test_structured_output_pydantic_via_tool_call():
-    chat, _ = _chat(['{"name": "Ada Lovelace", "age": 36}}</tool_call>'])
+    chat, _ = _chat(['"Ada Lovelace", "age": 36}}</tool_call>'])
     person = chat.with_structured_output(Person).invoke("Who wrote the first program?")
     assert person == Person(name="Ada Lovelace", age=36)
 
 
 def test_structured_output_retries_once_with_the_error_shown():
-    chat, llm = _chat(['{"name": "Ada"}}</tool_call>', '{"name": "Ada", "age": 36}}</tool_call>'])
+    chat, llm = _chat(['"Ada"}}</tool_call>', '"Ada", "age": 36}}</tool_call>'])
     person = chat.with_structured_output(Person).invoke("Who?")
     assert person.age == 36
     assert "could not be used" in llm.prompts[-1]
@@ -196,13 +199,13 @@ def test_structured_output_include_raw_reports_errors():
 
 
 def test_structured_output_json_mode_typed_dict_and_json_schema():
-    chat, llm = _chat(['"title": "Alien", "year": 1979}'])
+    chat, llm = _chat(['"Alien", "year": 1979}'])
     movie = chat.with_structured_output(Movie, method="json_mode").invoke("A 1979 film?")
     assert movie == {"title": "Alien", "year": 1979}
-    assert "JSON Schema" in llm.prompts[-1]
-    assert llm.prompts[-1].endswith("answer: {")
+    assert "Its keys: title: string, year: integer." in llm.prompts[-1]
+    assert llm.prompts[-1].endswith('answer: {"title": ')
     schema = {"title": "movie", "description": "A movie", "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
-    chat2, _ = _chat(['{"title": "Heat"}}</tool_call>'])
+    chat2, _ = _chat(['"Heat"}}</tool_call>'])
     assert chat2.with_structured_output(schema).invoke("x") == {"title": "Heat"}
 
 
@@ -227,3 +230,31 @@ def test_create_agent_runs_a_tool_loop():
     assert [m.type for m in messages] == ["human", "ai", "tool", "ai"]
     assert json.loads(messages[2].content) == 42 or messages[2].content == "42"
     assert messages[-1].content == "The sum is 42."
+
+
+def test_tool_without_parameters_is_called_without_generating_arguments():
+    @tool
+    def ping() -> str:
+        """Check the service."""
+        return "pong"
+
+    chat, llm = _chat(["anything the model might add"])
+    message = chat.bind_tools([ping], tool_choice="any").invoke("is it up?")
+    assert llm.prompts[-1].endswith('<tool_call>{"name": "ping", "arguments": {}}')
+    assert message.tool_calls[0]["name"] == "ping"
+    assert message.tool_calls[0]["args"] == {}
+
+
+def test_anthropic_style_tool_use_blocks_in_history_are_rendered_from_tool_calls():
+    chat, llm = _chat(["done"])
+    history = [
+        HumanMessage("add 1 and 2"),
+        AIMessage(
+            content=[{"type": "tool_use", "id": "t1", "name": "add", "input": {"a": 1, "b": 2}}],
+            tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "t1"}],
+        ),
+        ToolMessage("3", tool_call_id="t1"),
+    ]
+    chat.bind_tools([add]).invoke(history)
+    assert '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>' in llm.prompts[-1]
+    assert "Tool result from add: 3" in llm.prompts[-1]
