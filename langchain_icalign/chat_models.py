@@ -215,6 +215,9 @@ class ChatICAlign(BaseChatModel):
     """Top-k sampling; None or 0 disables it."""
     seed: int | None = None
     """Seed for sampling."""
+    repetition_penalty: float | None = None
+    """Penalise tokens already in the prompt or answer (>1; off by default, as in Han 2023).
+    Small base models loop; 1.1-1.3 curbs that."""
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Extra stop strings."""
     timeout: float | None = None
@@ -516,6 +519,7 @@ class ChatICAlign(BaseChatModel):
             seed=kwargs.get("seed", self.seed),
             stop=tuple(dict.fromkeys(stops)),
             timeout=kwargs.get("timeout", self.timeout),
+            repetition_penalty=kwargs.get("repetition_penalty", self.repetition_penalty),
         )
 
     def _metadata(self, prompt: PreparedPrompt, generation: Generation) -> dict[str, Any]:

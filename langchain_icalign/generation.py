@@ -24,6 +24,7 @@ class GenerationParams:
         seed: Seed for sampling; None leaves the generator as it is.
         stop: Strings that end the answer.
         timeout: Seconds after which generation stops (finish reason "timeout").
+        repetition_penalty: Penalty on tokens already present (None or 1.0: off).
         answer_prefix: Text the prompt already forces the answer to start with.
         json_after: When set, stop once `answer_prefix` + the answer holds a complete JSON
             object after this marker ("" for the first object): a tool call or JSON answer
@@ -37,6 +38,7 @@ class GenerationParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     timeout: float | None = None
+    repetition_penalty: float | None = None
     answer_prefix: str = ""
     json_after: str | None = None
 

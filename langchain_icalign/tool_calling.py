@@ -98,13 +98,18 @@ def describe_tools(tools: Sequence[dict[str, Any]], tool_choice: str | None = No
 def arguments_opening(parameters: dict[str, Any]) -> str:
     """The forced start of a JSON arguments object: its first required key, if any.
 
-    A tool without parameters gets the whole (empty) object.
+    A string-typed first value gets its opening quote too; a tool without parameters
+    gets the whole (empty) object.
     """
     properties = parameters.get("properties", {})
     if not properties:
         return "{}"
     required = [name for name in parameters.get("required", []) if name in properties]
-    return f"{{{json.dumps(required[0])}: " if required else "{"
+    if not required:
+        return "{"
+    first = required[0]
+    quote = '"' if properties[first].get("type") == "string" else ""  # a string value opens
+    return f"{{{json.dumps(first)}: {quote}"
 
 
 def render_tool_call(name: str, args: dict[str, Any]) -> str:
@@ -174,6 +179,14 @@ class ParsedAnswer:
     invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
 
 
+def _known_arguments(args: Any, schema: dict[str, Any]) -> Any:
+    """Drop arguments the schema does not declare (a constrained decoder never writes them)."""
+    properties = schema.get("properties")
+    if not isinstance(args, dict) or not properties:
+        return args
+    return {key: value for key, value in args.items() if key in properties}
+
+
 def _load(raw: str) -> Any:
     try:
         return json.loads(raw)
@@ -206,7 +219,9 @@ def parse_answer(text: str, tools: Sequence[dict[str, Any]]) -> ParsedAnswer:
             )
             continue
         name = payload["name"]
-        args = payload.get("arguments", payload.get("args", {}))
+        args = _known_arguments(
+            payload.get("arguments", payload.get("args", {})), schemas.get(name, {})
+        )
         error = (
             f"unknown tool {name!r}; tools are {sorted(schemas)}"
             if name not in schemas

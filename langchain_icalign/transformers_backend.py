@@ -205,6 +205,7 @@ class TransformersBackend(GenerationBackend):
             bos_token_id=defaults.bos_token_id,
             pad_token_id=self._pad_id(),
             max_time=params.timeout,
+            repetition_penalty=params.repetition_penalty,
             **sampling,
         )
 

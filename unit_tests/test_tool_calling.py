@@ -78,6 +78,8 @@ def test_parse_edge_cases():
     assert "unknown tool" in unknown.invalid_tool_calls[0]["error"]
     wrong = parse_answer('<tool_call>{"name": "add", "arguments": {"a": "x", "b": 2}}</tool_call>', tools)
     assert "must be ['integer']" in wrong.invalid_tool_calls[0]["error"] or "integer" in wrong.invalid_tool_calls[0]["error"]
+    extra = parse_answer('<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2, "c": 3}}</tool_call>', tools)
+    assert extra.tool_calls[0]["args"] == {"a": 1, "b": 2}  # undeclared arguments dropped
     missing = parse_answer('<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>', tools)
     assert "missing required" in missing.invalid_tool_calls[0]["error"]
     garbage = parse_answer("<tool_call>not json at all</tool_call>", tools)
@@ -107,7 +109,7 @@ def test_tool_choice_forms_and_prefixes():
     assert answer_prefix(tools, "auto") == ""
     assert answer_prefix(tools, "add") == '<tool_call>{"name": "add", "arguments": {"a": '
     assert answer_prefix(tools, "any") == '<tool_call>{"name": "'
-    assert answer_prefix(tools[:1], "required").endswith('"get_weather", "arguments": {"city": ')
+    assert answer_prefix(tools[:1], "required").endswith('"get_weather", "arguments": {"city": "')
     assert arguments_opening({"properties": {}}) == "{}"
     assert arguments_opening({"properties": {"x": {}}}) == "{"
     with pytest.raises(ValueError, match="names no bound tool"):
@@ -178,13 +180,13 @@ def test_stream_with_tools_yields_tool_call_chunks():
 
 
 def test_structured_output_pydantic_via_tool_call():
-    chat, _ = _chat(['"Ada Lovelace", "age": 36}}</tool_call>'])
+    chat, _ = _chat(['Ada Lovelace", "age": 36}}</tool_call>'])
     person = chat.with_structured_output(Person).invoke("Who wrote the first program?")
     assert person == Person(name="Ada Lovelace", age=36)
 
 
 def test_structured_output_retries_once_with_the_error_shown():
-    chat, llm = _chat(['"Ada"}}</tool_call>', '"Ada", "age": 36}}</tool_call>'])
+    chat, llm = _chat(['Ada"}}</tool_call>', 'Ada", "age": 36}}</tool_call>'])
     person = chat.with_structured_output(Person).invoke("Who?")
     assert person.age == 36
     assert "could not be used" in llm.prompts[-1]
@@ -199,13 +201,13 @@ def test_structured_output_include_raw_reports_errors():
 
 
 def test_structured_output_json_mode_typed_dict_and_json_schema():
-    chat, llm = _chat(['"Alien", "year": 1979}'])
+    chat, llm = _chat(['Alien", "year": 1979}'])
     movie = chat.with_structured_output(Movie, method="json_mode").invoke("A 1979 film?")
     assert movie == {"title": "Alien", "year": 1979}
     assert "Its keys: title: string, year: integer." in llm.prompts[-1]
-    assert llm.prompts[-1].endswith('answer: {"title": ')
+    assert llm.prompts[-1].endswith('answer: {"title": "')
     schema = {"title": "movie", "description": "A movie", "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
-    chat2, _ = _chat(['"Heat"}}</tool_call>'])
+    chat2, _ = _chat(['Heat"}}</tool_call>'])
     assert chat2.with_structured_output(schema).invoke("x") == {"title": "Heat"}
 
 
