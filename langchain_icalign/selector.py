@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.example_selectors import BaseExampleSelector
@@ -70,15 +71,28 @@ def pack_demos(
     return kept
 
 
+@lru_cache(maxsize=16_384)
+def _words_of(demo_id: str, text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
 def _words(demo: AlignmentDemo) -> frozenset[str]:
-    return frozenset(_WORD.findall(f"{demo.prompt} {demo.response}".lower()))
+    # Cached per demo: a query's candidates are mostly demos seen before.
+    return _words_of(demo.id, f"{demo.prompt} {demo.response}")
+
+
+def _similar(words: frozenset[str], other: frozenset[str], threshold: float) -> bool:
+    small, large = sorted((len(words), len(other)))
+    if small < threshold * large:  # Jaccard is at most small / large: no set operations
+        return False
+    return len(words & other) / max(1, len(words | other)) >= threshold
 
 
 def _drop_near_duplicates(candidates: list[ScoredDemo], threshold: float) -> list[ScoredDemo]:
     kept: list[tuple[ScoredDemo, frozenset[str]]] = []
     for candidate in candidates:
         words = _words(candidate[0])
-        if all(len(words & other) / max(1, len(words | other)) < threshold for _, other in kept):
+        if not any(_similar(words, other, threshold) for _, other in kept):
             kept.append((candidate, words))
     return [candidate for candidate, _ in kept]
 

@@ -20,6 +20,7 @@ from langchain_icalign.errors import (
     StoreConnectionError,
     StoreLockedError,
 )
+from langchain_icalign.local_search import local_exact_search
 
 __all__ = ["DemoFilter", "DemoStore", "ScoredDemo"]
 
@@ -384,6 +385,15 @@ class DemoStore:
         """
         if k <= 0:
             return []
+        if mmr_lambda is None and filter is None:
+            # Local mode: one matrix-vector product over the collection's own vectors
+            # instead of Qdrant's Python brute force (same results; see local_search).
+            with self._lock:
+                found = local_exact_search(
+                    self.client, self.collection_name, vector, k, score_threshold
+                )
+            if found is not None:
+                return [(self._demo_from_payload(payload), score) for payload, score in found]
         query: Any = list(vector)
         if mmr_lambda is not None:
             # Qdrant's `diversity` is 1 - lambda (langchain-qdrant passes lambda as is:
