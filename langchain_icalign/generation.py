@@ -26,6 +26,8 @@ class GenerationParams:
         timeout: Seconds after which generation stops (finish reason "timeout").
         repetition_penalty: Penalty on tokens already present (None or 1.0: off).
         answer_prefix: Text the prompt already forces the answer to start with.
+        starts_with_one_of: When set, the answer must begin with one of these strings
+            (enforced token by token where the backend can constrain decoding).
         json_after: When set, stop once `answer_prefix` + the answer holds a complete JSON
             object after this marker ("" for the first object): a tool call or JSON answer
             ends where its object closes.
@@ -40,6 +42,7 @@ class GenerationParams:
     timeout: float | None = None
     repetition_penalty: float | None = None
     answer_prefix: str = ""
+    starts_with_one_of: tuple[str, ...] = ()
     json_after: str | None = None
 
 

@@ -25,6 +25,7 @@ from langchain_icalign.tool_calling import (
     arguments_opening,
     describe_fields,
     describe_tools,
+    name_options,
 )
 
 __all__ = ["JSON_INSTRUCTION", "RequestMode", "normalize_tool_choice", "retrieval_query"]
@@ -138,8 +139,14 @@ class RequestMode:
 
     def for_prompt(self, params: GenerationParams, conversation: Conversation) -> GenerationParams:
         """Generation params that end the answer where its tool call or JSON object closes."""
+        options: tuple[str, ...] = ()
+        if self.tools and self.tool_choice in ("any", "required") and len(self.tools) > 1:
+            options = name_options(self.tools)
         return dataclasses.replace(
-            params, answer_prefix=conversation.answer_prefix, json_after=self.json_after
+            params,
+            answer_prefix=conversation.answer_prefix,
+            json_after=self.json_after,
+            starts_with_one_of=options,
         )
 
     def answer(self, text: str) -> str:

@@ -14,15 +14,11 @@ from langchain_core.output_parsers import (
 )
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel
+from langchain_core.utils.pydantic import is_basemodel_subclass
 
 __all__ = ["StructuredOutputMethod", "structured_output_runnable"]
 
 StructuredOutputMethod = Literal["function_calling", "json_mode", "json_schema"]
-
-
-def _is_pydantic_class(schema: Any) -> bool:
-    return isinstance(schema, type) and issubclass(schema, BaseModel)
 
 
 def structured_output_runnable(
@@ -46,7 +42,7 @@ def structured_output_runnable(
         raise ValueError(msg)
     tool = convert_to_openai_tool(schema)
     name = tool["function"]["name"]
-    pydantic = _is_pydantic_class(schema)
+    pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
     bound: Runnable[LanguageModelInput, BaseMessage]
     parser: Runnable[Any, Any]
     trace = {"kwargs": {"method": method}, "schema": schema}

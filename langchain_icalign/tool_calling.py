@@ -27,6 +27,7 @@ __all__ = [
     "check_arguments",
     "describe_fields",
     "describe_tools",
+    "name_options",
     "parse_answer",
     "render_tool_call",
     "render_tool_result",
@@ -138,6 +139,17 @@ def answer_prefix(tools: Sequence[dict[str, Any]], tool_choice: str | None) -> s
     opening = arguments_opening(functions[tool_choice].get("parameters", {}))
     closing = "}" if opening == "{}" else ""  # nothing left to choose: the call is complete
     return f'{TOOL_CALL_OPEN}{{"name": "{tool_choice}", "arguments": {opening}{closing}'
+
+
+def name_options(tools: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """What may follow `<tool_call>{"name": "` when a call of any bound tool is forced."""
+    options = []
+    for tool in tools:
+        function = _function(tool)
+        opening = arguments_opening(function.get("parameters", {}))
+        closing = "}" if opening == "{}" else ""
+        options.append(f'{function["name"]}", "arguments": {opening}{closing}')
+    return tuple(options)
 
 
 def check_arguments(args: Any, schema: dict[str, Any]) -> str | None:

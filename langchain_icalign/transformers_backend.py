@@ -221,6 +221,16 @@ class TransformersBackend(GenerationBackend):
             params.json_after,
         )
 
+    def _processors(self, params: GenerationParams, prompt_length: int) -> LogitsProcessorList:
+        processors = list(self.logits_processors)
+        if params.starts_with_one_of:
+            from langchain_icalign.constraints import StartsWithOneOf
+
+            processors.append(
+                StartsWithOneOf(self.tokenizer, params.starts_with_one_of, prompt_length)
+            )
+        return LogitsProcessorList(processors)
+
     def _run(
         self,
         inputs: dict[str, torch.Tensor],
@@ -241,7 +251,7 @@ class TransformersBackend(GenerationBackend):
                 **inputs,
                 generation_config=self._config(params),
                 stopping_criteria=criteria,
-                logits_processor=LogitsProcessorList(self.logits_processors),
+                logits_processor=self._processors(params, prompt_length),
                 streamer=streamer,
                 **({_CACHE_KWARG: cache} if cache is not None else {}),
             )
