@@ -81,14 +81,10 @@ def describe_tools(tools: Sequence[dict[str, Any]], tool_choice: str | None = No
         function = _function(tool)
         description = (function.get("description") or "").strip()
         lines.append(f"- {_signature(function)}" + (f": {description}" if description else ""))
-    first = _function(tools[0])
-    example_args = {name: "..." for name in first.get("parameters", {}).get("required", [])}
     lines += [
-        "To call a tool, answer with only",
-        f"{TOOL_CALL_OPEN}"
-        f"{json.dumps({'name': first['name'], 'arguments': example_args})}"
-        f"{TOOL_CALL_CLOSE}",
-        "and wait for its result. Call a tool only when it helps; otherwise answer directly.",
+        f"To call a tool, answer with only {TOOL_CALL_OPEN}, a JSON object with the tool's "
+        f'"name" and its "arguments", and {TOOL_CALL_CLOSE}; then wait for its result.',
+        "Call a tool only when it helps; otherwise answer directly.",
         "Only the tools listed here exist (the examples may show others).",
     ]
     if tool_choice not in (None, "auto", "none"):
