@@ -214,7 +214,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--limit", type=int, default=len(TASKS))
     parser.add_argument("--max-tokens", type=int, default=1000, help="retrieved-demo budget")
-    parser.add_argument("--conditions", default="auto,any")
+    parser.add_argument("--conditions", default="any,auto")
     args = parser.parse_args()
     from langchain_icalign import ChatICAlign
 
@@ -222,7 +222,10 @@ def main() -> None:
         temperature=0, max_new_tokens=64, selector_kwargs={"max_tokens": args.max_tokens}
     )
     tasks = TASKS[: args.limit]
-    results = [run_condition(chat, choice, tasks) for choice in args.conditions.split(",")]
+    results = []
+    for choice in args.conditions.split(","):
+        results.append(run_condition(chat, choice, tasks))
+        write(results, args.max_tokens)  # a long run keeps what it has measured
     print(
         f"\n{'tool_choice':<12} {'tasks':>5} {'parsable':>9} {'right tool':>11} {'right args':>11}"
     )
@@ -231,14 +234,19 @@ def main() -> None:
             f"{r['tool_choice']:<12} {r['tasks']:>5} {r['parsable_call_share']:>9.0%} "
             f"{r['right_tool_share']:>11.0%} {r['right_arguments_share']:>11.0%}"
         )
+    write(results, args.max_tokens)
+    print(f"wrote {RESULTS}")
+
+
+def write(results: list[dict], max_tokens: int) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
             {
                 "benchmark": "tools",
-                "command": f"python benchmarks/tools.py --max-tokens {args.max_tokens}",
+                "command": f"python benchmarks/tools.py --max-tokens {max_tokens}",
                 "model": "google/gemma-3-270m (base), greedy, max_new_tokens=64",
-                "retrieved_demo_budget": args.max_tokens,
+                "retrieved_demo_budget": max_tokens,
                 "conditions": results,
             },
             indent=2,
@@ -246,7 +254,6 @@ def main() -> None:
         + "\n",
         encoding="utf-8",
     )
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":
