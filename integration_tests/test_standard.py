@@ -18,7 +18,7 @@ def small_stack(default_chat) -> dict[str, Any]:
     selector = AlignmentExampleSelector(
         store=default_chat.selector.store,
         token_counter=default_chat.selector.token_counter,
-        max_tokens=600,
+        max_tokens=300,
     )
     return {"llm": default_chat.llm, "selector": selector}
 
@@ -34,7 +34,7 @@ class TestChatICAlignIntegration(ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict:
-        return {**type(self)._params, "temperature": 0, "max_tokens": 48, "seed": 0}
+        return {**type(self)._params, "temperature": 0, "max_tokens": 32, "seed": 0}
 
     @property
     def has_tool_calling(self) -> bool:
