@@ -45,7 +45,17 @@ class PrefixCacheStats:
 class _Entry:
     ids: torch.Tensor  # 1-D token ids the states belong to
     cache: Any  # DynamicCache holding states for exactly `ids`
+    nbytes: int = 0
     uses: int = field(default=0)
+
+
+def _nbytes(cache: Any) -> int:
+    total = 0
+    for layer in getattr(cache, "layers", ()):
+        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            if isinstance(tensor, torch.Tensor):
+                total += tensor.numel() * tensor.element_size()
+    return total
 
 
 def _common_prefix(a: torch.Tensor, b: torch.Tensor) -> int:
@@ -73,12 +83,17 @@ class PrefixCache:
     Args:
         max_entries: Sequences kept (least recently used dropped first).
         min_tokens: Shortest shared prefix worth reusing.
-        max_tokens: Most tokens kept over all entries (bounds memory: a token of
-            Gemma-3-270m takes about 37 KB in fp32, of Llama-2-7B 0.5 MB in fp16).
+        max_tokens: Most tokens kept over all entries.
+        max_bytes: Most memory the kept states take (a token takes about 37 KB for
+            Gemma-3-270m in fp32, 0.5 MB for Llama-2-7B in fp16). Default 1 GiB.
     """
 
     def __init__(
-        self, max_entries: int = 4, min_tokens: int = 16, max_tokens: int = 65_536
+        self,
+        max_entries: int = 4,
+        min_tokens: int = 16,
+        max_tokens: int = 65_536,
+        max_bytes: int = 1 << 30,
     ) -> None:
         if max_entries < 1:
             msg = "max_entries must be at least 1"
@@ -86,6 +101,7 @@ class PrefixCache:
         self.max_entries = max_entries
         self.min_tokens = min_tokens
         self.max_tokens = max_tokens
+        self.max_bytes = max_bytes
         self.stats = PrefixCacheStats()
         self._entries: list[_Entry] = []  # most recently used last
         self._lock = threading.Lock()
@@ -139,19 +155,22 @@ class PrefixCache:
         length = int(cache.get_seq_length())
         if length < self.min_tokens or length > ids.shape[0]:
             return
-        ids = ids[:length].clone()
+        entry = _Entry(ids[:length].clone(), cache, _nbytes(cache))
+        if length > self.max_tokens or entry.nbytes > self.max_bytes:
+            return  # alone over the bounds: keep what is there
         with self._lock:
             # An entry that is a prefix of the new one is now redundant.
             self._entries = [
                 e
                 for e in self._entries
-                if not (e.ids.shape[0] <= length and _common_prefix(e.ids, ids) == e.ids.shape[0])
+                if not (
+                    e.ids.shape[0] <= length and _common_prefix(e.ids, entry.ids) == e.ids.shape[0]
+                )
             ]
-            self._entries.append(_Entry(ids, cache))
-            while len(self._entries) > self.max_entries or (
-                len(self._entries) > 1
-                and sum(int(e.ids.shape[0]) for e in self._entries) > self.max_tokens
+            self._entries.append(entry)
+            while len(self._entries) > 1 and (
+                len(self._entries) > self.max_entries
+                or sum(int(e.ids.shape[0]) for e in self._entries) > self.max_tokens
+                or sum(e.nbytes for e in self._entries) > self.max_bytes
             ):
                 self._entries.pop(0)
-            if self._entries and self._entries[-1].ids.shape[0] > self.max_tokens:
-                self._entries.pop()

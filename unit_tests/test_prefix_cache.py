@@ -131,3 +131,14 @@ def test_entries_are_bounded_and_prefixes_of_new_entries_dropped():
     assert length == 0  # the oldest entry went first
     store.put(list(range(200)), _cache_of(200))
     assert all(int(e.ids.shape[0]) <= 100 for e in store._entries)
+
+
+def test_memory_is_bounded_in_bytes():
+    one = _cache_of(10)  # 2 layers x keys and values x 2 x 10 x 4 floats = 1280 bytes
+    store = PrefixCache(min_tokens=1, max_bytes=3000)
+    store.put(list(range(10)), one)
+    store.put(list(range(100, 110)), _cache_of(10))
+    store.put(list(range(200, 210)), _cache_of(10))
+    assert len(store) == 2
+    store.put(list(range(300, 330)), _cache_of(30))  # alone over the bound: not kept
+    assert [int(e.ids.shape[0]) for e in store._entries] == [10, 10]
