@@ -7,9 +7,9 @@ token sequences (prompt and answer) and hands back, for a new prompt, a cache th
 the longest prefix it shares with one of them, so that the model computes only the rest.
 
 The states of a prefix do not depend on what follows it, so reusing them gives the same
-logits as recomputing them, up to floating-point summation order. Caches are plain
-`DynamicCache`s of full layers (no sliding-window trimming), which can be cut back to
-any prefix.
+logits as recomputing them, up to floating-point summation order. Caches are
+`DynamicCache`s whose layers keep every position (sliding-window layers record their
+past but attend to their window only), so they can be cut back to any prefix.
 """
 
 from __future__ import annotations
@@ -66,15 +66,41 @@ def _common_prefix(a: torch.Tensor, b: torch.Tensor) -> int:
     return int(different[0, 0]) if different.numel() else n
 
 
-def _copy_prefix(cache: Any, length: int) -> Any:
-    from transformers import DynamicCache
+def _empty_cache(config: Any = None) -> Any:
+    """A cache whose every layer keeps all its states, so it can be cut to any prefix.
 
-    return DynamicCache(
-        ddp_cache_data=[
-            (layer.keys[..., :length, :].clone(), layer.values[..., :length, :].clone())
-            for layer in cache.layers
-        ]
-    )
+    With a model config, sliding-window layers stay sliding-window layers that record
+    their past: attention still reads only the window (as without the cache, same cost
+    and same numbers), while the states before it are kept for later prefixes.
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    if config is None:
+        return DynamicCache()
+    try:
+        cache = DynamicCache(config=config)
+    except (AttributeError, TypeError, ValueError):  # an unusual config
+        return DynamicCache()
+    layers: list[Any] = list(cache.layers)
+    if not layers or not all(isinstance(layer, DynamicLayer) for layer in layers):
+        return DynamicCache()  # linear attention, shared layers...: plain full layers
+    for layer in layers:
+        if getattr(layer, "is_sliding", False):
+            if not hasattr(layer, "activate_past_recording"):
+                return DynamicCache()
+            layer.activate_past_recording()
+    return cache
+
+
+def _copy_prefix(cache: Any, length: int, config: Any = None) -> Any:
+    copy = _empty_cache(config)
+    if len(copy.layers) not in (0, len(cache.layers)):
+        copy = _empty_cache(None)
+    for index, layer in enumerate(cache.layers):
+        keys, values = layer.keys[..., :length, :], layer.values[..., :length, :]
+        copy.update(keys.clone(), values.clone(), index)
+    return copy
 
 
 class PrefixCache:
@@ -114,19 +140,23 @@ class PrefixCache:
         with self._lock:
             self._entries.clear()
 
-    def new_cache(self) -> Any:
-        """An empty cache that can later be cut back to any prefix."""
-        from transformers import DynamicCache
+    def new_cache(self, config: Any = None) -> Any:
+        """An empty cache that can later be cut back to any prefix (see `take`)."""
+        return _empty_cache(config)
 
-        return DynamicCache()
-
-    def take(self, ids: Sequence[int] | torch.Tensor) -> tuple[Any, int]:
+    def take(self, ids: Sequence[int] | torch.Tensor, config: Any = None) -> tuple[Any, int]:
         """A cache holding the longest cached prefix of `ids`, and its length.
 
         At least the last token of `ids` is left to compute (the model must see one to
         give the next token's logits). An entry wholly contained in `ids` is handed over
         (it is about to be extended); otherwise its shared part is copied. Without a
         useful prefix the cache is empty and the length 0.
+
+        Args:
+            ids: The prompt's token ids.
+            config: The model's config: sliding-window layers then keep reading only
+                their window (without it every layer attends to all positions, which
+                gives the same answers but slower decoding on such models).
         """
         ids = torch.as_tensor(ids).reshape(-1).cpu()
         with self._lock:
@@ -138,7 +168,7 @@ class PrefixCache:
                 if length > best_length:
                     best, best_length = entry, length
             if best is None or best_length < self.min_tokens:
-                return self.new_cache(), 0
+                return self.new_cache(config), 0
             self.stats.hits += 1
             self.stats.reused_tokens += best_length
             if best_length == best.ids.shape[0]:
@@ -147,7 +177,7 @@ class PrefixCache:
             best.uses += 1
             self._entries.remove(best)
             self._entries.append(best)
-            return _copy_prefix(best.cache, best_length), best_length
+            return _copy_prefix(best.cache, best_length, config), best_length
 
     def put(self, ids: Sequence[int] | torch.Tensor, cache: Any) -> None:
         """Keep `cache`, which holds the states of the first tokens of `ids`."""

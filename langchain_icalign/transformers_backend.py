@@ -246,7 +246,9 @@ class TransformersBackend(GenerationBackend):
                 torch.manual_seed(params.seed)
             cache, reused = None, 0
             if self.prefix_cache is not None:
-                cache, reused = self.prefix_cache.take(inputs["input_ids"][0])
+                cache, reused = self.prefix_cache.take(
+                    inputs["input_ids"][0], getattr(self.model, "config", None)
+                )
             output = self.model.generate(
                 **inputs,
                 generation_config=self._config(params),
