@@ -22,6 +22,7 @@ __all__ = [
     "HanFormat",
     "PromptFormat",
     "URIALFormat",
+    "ZeroShotFormat",
     "get_prompt_format",
 ]
 
@@ -255,7 +256,26 @@ class URIALFormat(PromptFormat):
         return self._closing_fence.sub("", text.rstrip()).strip()
 
 
-_FORMATS: dict[str, type[PromptFormat]] = {"han": HanFormat, "urial": URIALFormat}
+class ZeroShotFormat(PromptFormat):
+    r"""Han (2023)'s zero-shot baseline: `Question: {q}\n\nAnswer:`; stops at `\nQuestion:`."""
+
+    name: ClassVar[str] = "zero_shot"
+    stop = ("\nQuestion:",)
+    answer_lead = " "
+    _markers = (_Marker(_line_start("Question:")), _Marker(_line_start("Answer:")))
+
+    def render_exchange(self, user: str, assistant: str) -> str:  # noqa: D102
+        return f"Question: {user}\n\nAnswer: {assistant}"
+
+    def render_open(self, user: str) -> str:  # noqa: D102
+        return f"Question: {user}\n\nAnswer:"
+
+
+_FORMATS: dict[str, type[PromptFormat]] = {
+    "han": HanFormat,
+    "urial": URIALFormat,
+    "zero_shot": ZeroShotFormat,
+}
 
 
 def get_prompt_format(prompt_format: str | PromptFormat) -> PromptFormat:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseLLM
 from langchain_core.runnables.config import run_in_executor
@@ -14,7 +13,7 @@ from pydantic import Field
 from langchain_icalign.builtin_demos import urial_set
 from langchain_icalign.chat_models import ChatICAlign
 from langchain_icalign.demos import AlignmentDemo
-from langchain_icalign.formats import PromptFormat, _Marker
+from langchain_icalign.formats import ZeroShotFormat
 from langchain_icalign.selector import AlignmentExampleSelector, SelectedDemo
 from langchain_icalign.store import DemoFilter, ScoredDemo
 
@@ -47,24 +46,6 @@ DIAGNOSTIC_CONDITIONS: tuple[Condition, ...] = ("han_zero_shot",)
 - han_zero_shot: Han's format (`... Here’s an example answer:`) with no demos, which
   separates the effect of the format's wording from that of the demos.
 """
-
-
-def _line_start(marker: str) -> re.Pattern[str]:
-    return re.compile(r"(?m)^[ \t]*" + re.escape(marker))
-
-
-class ZeroShotFormat(PromptFormat):
-    r"""Han (2023)'s zero-shot baseline: `Question: {q}\n\nAnswer:`; stops at `\nQuestion:`."""
-
-    name: ClassVar[str] = "zero_shot"
-    stop = ("\nQuestion:",)
-    _markers = (_Marker(_line_start("Question:")), _Marker(_line_start("Answer:")))
-
-    def render_exchange(self, user: str, assistant: str) -> str:  # noqa: D102
-        return f"Question: {user}\n\nAnswer: {assistant}"
-
-    def render_open(self, user: str) -> str:  # noqa: D102
-        return f"Question: {user}\n\nAnswer:"
 
 
 class RandomDemoSelector(AlignmentExampleSelector):
