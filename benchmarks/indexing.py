@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import resource
 import signal
 import subprocess
@@ -220,7 +221,9 @@ def phase_batch_vs_single(file: Path, work: Path, batched: int, single: int) -> 
     from langchain_icalign.selector import AlignmentExampleSelector
     from langchain_icalign.store import DemoStore
 
-    demos = load_demos(file, limit=batched + single).demos
+    # Both from one shuffled sample, so neither gets the shorter prompts.
+    pool = load_demos(file, limit=20 * (batched + single)).demos
+    demos = random.Random(0).sample(pool, batched + single)
     embeddings = default_embeddings()
     with DemoStore(embeddings, path=work / "batched") as store:
         started = time.perf_counter()
@@ -319,7 +322,7 @@ def render_table(results: dict[str, Any]) -> str:
 
 def update_readme(results: dict[str, Any]) -> None:
     """Replace the indexing section of benchmarks/README.md, keeping every other section."""
-    section = f"## Indexing\n\n{START}\n{render_table(results)}{END}\n"
+    section = f"## Indexing\n\n{START}\n{render_table(results)}{END}\n\n"
     text = README.read_text() if README.exists() else "# Benchmarks\n"
     if START in text and END in text:
         head, rest = text.split(START, 1)
@@ -327,7 +330,7 @@ def update_readme(results: dict[str, Any]) -> None:
         head = head.rstrip()
         if head.endswith("## Indexing"):
             head = head[: -len("## Indexing")].rstrip()
-        text = f"{head}\n\n{section}{tail.lstrip(chr(10))}"
+        text = f"{head}\n\n{section}{tail.lstrip(chr(10))}".rstrip() + "\n"
         text = text if text.endswith("\n") else text + "\n"
     else:
         text = text.rstrip() + "\n\n" + section
