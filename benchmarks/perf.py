@@ -36,7 +36,7 @@ import perf_common as pc
 RESULTS = pc.ROOT / "benchmarks" / "results" / "perf.json"
 README = pc.ROOT / "benchmarks" / "README.md"
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
-SECTIONS = ("selection", "generation", "prefix", "batching")
+SECTIONS = ("selection", "generation", "prefix", "batching", "llamacpp")
 
 
 def _machine() -> dict[str, Any]:
@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                 import perf_generation
 
                 results["batching"] = perf_generation.run_batching(args.new_tokens)
+            elif section == "llamacpp":
+                import perf_generation
+
+                results["llamacpp"] = perf_generation.run_llamacpp(args.new_tokens)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         results["command"] = "python benchmarks/perf.py " + " ".join(argv or sys.argv[1:])

@@ -373,3 +373,66 @@ def run_batching(new_tokens: int = 32, size: int = 8, demo_tokens: int = 600) ->
     }
     print(f"  batching: {result}", flush=True)
     return result
+
+
+def run_llamacpp(new_tokens: int = 32, repeats: int = 2) -> dict[str, Any]:
+    """The llama.cpp backend (default Gemma Q4_K_M GGUF) beside transformers fp32."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return {"skipped": "llama-cpp-python is not installed (the llamacpp extra)"}
+    from langchain_icalign.generation import GenerationParams
+    from langchain_icalign.llamacpp_backend import LlamaCppBackend, default_gguf_path
+
+    chat = _default_chat(new_tokens)
+    prompt = chat.prepare_prompt(QUESTIONS[0]).text
+    hf = chat.backend
+    hf.prefix_cache = None
+    cpp = LlamaCppBackend.from_path(default_gguf_path(), n_ctx=4096, n_threads=2)
+    greedy = GenerationParams(max_new_tokens=new_tokens, temperature=0)
+    one = GenerationParams(max_new_tokens=1, temperature=0)
+    timings: dict[str, dict[str, list[float]]] = {
+        name: {"prefill": [], "total": [], "tokens": []} for name in ("transformers", "llamacpp")
+    }
+    answers = {}
+
+    def fresh(backend: Any) -> Any:
+        # llama-cpp-python reuses the KV states of the previous prompt's shared prefix:
+        # start each timed call from an empty context, as the transformers side does.
+        reset = getattr(getattr(backend, "llm", None), "reset", None)
+        if callable(reset):
+            reset()
+        return backend
+
+    for _ in range(repeats):
+        for name, backend in (("transformers", hf), ("llamacpp", cpp)):
+            timings[name]["prefill"].append(
+                pc.timed(lambda b=backend: fresh(b).generate(prompt, one))[1]
+            )
+            generation, seconds = pc.timed(lambda b=backend: fresh(b).generate(prompt, greedy))
+            timings[name]["total"].append(seconds)
+            timings[name]["tokens"].append(generation.output_tokens)
+            answers[name] = generation.text[:200]
+    result: dict[str, Any] = {"prompt_tokens": hf.count_tokens(prompt), "new_tokens": new_tokens}
+    for name, values in timings.items():
+        decode = statistics.median(
+            (t - p) / max(n - 1, 1)
+            for t, p, n in zip(values["total"], values["prefill"], values["tokens"], strict=True)
+        )
+        result[name] = {
+            "prefill_s": _median(values["prefill"]),
+            "decode_ms_per_token": round(1000 * decode, 1),
+            "tokens": values["tokens"],
+            "answer": answers[name],
+        }
+    result["decode_speedup"] = round(
+        result["transformers"]["decode_ms_per_token"]
+        / max(result["llamacpp"]["decode_ms_per_token"], 1e-6),
+        2,
+    )
+    result["prefill_speedup"] = round(
+        result["transformers"]["prefill_s"] / max(result["llamacpp"]["prefill_s"], 1e-6), 2
+    )
+    result["load"] = pc.load()
+    print(f"  llama.cpp: {result}", flush=True)
+    return result

@@ -193,7 +193,7 @@ def _prefix_rows(data: dict[str, Any]) -> list[list[str]]:
                 [
                     f"prefix KV reuse, {name}: {label}",
                     f"prefill {row['prefill_plain_s']:.2f} → {row['prefill_cached_s']:.2f} s "
-                    f"(−{row['prefill_saved_pct']:.0f}%; {row['reused_tokens']}/"
+                    f"({-row['prefill_saved_pct']:+.0f}%; {row['reused_tokens']}/"
                     f"{row['prompt_tokens']} tokens reused); same greedy answer: "
                     f"{'yes' if row['same_greedy_answer'] else 'no'}",
                     "",
@@ -229,6 +229,25 @@ def _batching_rows(data: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def _llamacpp_rows(data: dict[str, Any]) -> list[list[str]]:
+    if not data or "skipped" in data:
+        reason = data.get("skipped", "not run") if data else "not run"
+        return [["llama.cpp backend (GGUF Q4_K_M) vs transformers fp32", reason, "", "—", ""]]
+    hf, cpp = data["transformers"], data["llamacpp"]
+    return [
+        [
+            f"llama.cpp backend (Gemma Q4_K_M GGUF) vs transformers fp32, "
+            f"{data['prompt_tokens']}-token prompt, greedy",
+            f"decode {cpp['decode_ms_per_token']:.0f} vs {hf['decode_ms_per_token']:.0f} ms/token "
+            f"({data['decode_speedup']}x); prefill {cpp['prefill_s']:.2f} vs "
+            f"{hf['prefill_s']:.2f} s ({data['prefill_speedup']}x)",
+            "~7x decode (issue)",
+            _met(data["decode_speedup"] >= 7),
+            _load(data["load"]),
+        ]
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     """A Markdown table: every figure beside its target, with the 1-minute load average."""
     answer_s = (results.get("generation") or {}).get("end_to_end", {}).get("answer_wall_s_median")
@@ -237,6 +256,7 @@ def render(results: dict[str, Any]) -> str:
         *_generation_rows(results.get("generation") or {}),
         *_prefix_rows(results.get("prefix") or {}),
         *_batching_rows(results.get("batching") or {}),
+        *_llamacpp_rows(results.get("llamacpp") or {}),
     ]
     lines = [
         "| measure | result | target | met | load |",
