@@ -36,22 +36,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from perf_common import variant_prompt  # the same unique variants as benchmarks/perf.py
+
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ROOT.parent / "shared" / "data" / "pools"
 RESULTS = ROOT / "benchmarks" / "results" / "indexing.json"
 README = ROOT / "benchmarks" / "README.md"
 START, END = "<!-- indexing:start -->", "<!-- indexing:end -->"
-
-_LEADS = (
-    "",
-    "Quick question: ",
-    "Please help me with this. ",
-    "I was wondering: ",
-    "Could you answer this? ",
-    "Help needed: ",
-    "Hi! ",
-    "One more thing. ",
-)
 
 
 def _peak_rss_mb() -> float:
@@ -80,10 +71,7 @@ def build_file(n: int, path: Path) -> dict[str, Any]:
         for index in range(n):
             demo = base[index % len(base)]
             round_ = index // len(base)
-            prompt = demo.prompt
-            if round_:
-                prompt = f"{_LEADS[round_ % len(_LEADS)]}{demo.prompt} (#{round_})"
-            record = {"prompt": prompt, "response": demo.response}
+            record = {"prompt": variant_prompt(demo.prompt, round_), "response": demo.response}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return {
         "pool_demos": len(base),

@@ -104,6 +104,11 @@ def cached_embeddings(
     return array
 
 
+def variant_prompt(prompt: str, round_: int) -> str:
+    """The prompt of a demo's `round_`-th unique variant (round 0 is the demo itself)."""
+    return f"{LEADS[round_ % len(LEADS)]}{prompt} (#{round_})" if round_ else prompt
+
+
 def build_pool(
     n: int, base: Sequence[Any], base_vectors: np.ndarray
 ) -> tuple[list[Any], np.ndarray]:
@@ -120,9 +125,8 @@ def build_pool(
         i, round_ = index % len(base), index // len(base)
         demo = base[i]
         if round_:
-            lead = LEADS[round_ % len(LEADS)]
             demo = AlignmentDemo(
-                prompt=f"{lead}{demo.prompt} (#{round_})",
+                prompt=variant_prompt(demo.prompt, round_),
                 response=demo.response,
                 metadata=dict(demo.metadata),
             )
