@@ -48,16 +48,16 @@ def test_every_command_has_help():
 
 
 def test_index_twice_adds_nothing_the_second_time(tmp_path, demo_file):
-    store = str(tmp_path / "store")
-    first = icalign("index", str(demo_file), "--store", store)
+    store, report = str(tmp_path / "store"), tmp_path / "report.json"
+    first = icalign("index", str(demo_file), "--store", store, "--report", str(report))
     assert first.returncode == 0, first.stderr
-    assert "added 2" in first.stderr
-    assert "1 duplicates" in first.stderr
-    second = icalign("index", str(demo_file), "--store", store)
+    counts = json.loads(report.read_text())["counts"]
+    assert (counts["added"], counts["duplicates"]) == (2, 1)
+    assert "added" in first.stderr  # the table people read
+    second = icalign("index", str(demo_file), "--store", store, "--report", str(report))
     assert second.returncode == 0, second.stderr
-    assert "added 0" in second.stderr
-    assert "2 already stored" in second.stderr
-    assert "now holds 2" in second.stderr
+    counts = json.loads(report.read_text())["counts"]
+    assert (counts["added"], counts["already_stored"], counts["total_in_store"]) == (0, 2, 2)
 
 
 def test_index_bad_file_names_file_and_line_and_writes_nothing(tmp_path, demo_file):
