@@ -593,7 +593,7 @@ class ChatICAlign(BaseChatModel):
         if window is None:
             prompt = self._prepare(messages, params.max_new_tokens, mode)
             params = mode.for_prompt(params, prompt.conversation)
-            generation = self.backend.generate(prompt.text, params)
+            generation = mode.generate(self.backend.generate, prompt.text, params)
         else:  # part of a `batch`: generate together with the other inputs
             try:
                 prompt = self._prepare(messages, params.max_new_tokens, mode)
@@ -601,7 +601,11 @@ class ChatICAlign(BaseChatModel):
                 window.withdraw()
                 raise
             params = mode.for_prompt(params, prompt.conversation)
-            generation = window.submit(prompt.text, params)
+            if mode.guided:  # several short steps, each on the last: run alone
+                window.withdraw()
+                generation = mode.generate(self.backend.generate, prompt.text, params)
+            else:
+                generation = window.submit(prompt.text, params)
         return ChatResult(
             generations=[ChatGeneration(message=self._message(prompt, generation, mode))],
             llm_output={"model_name": self._model_name()},
@@ -620,7 +624,8 @@ class ChatICAlign(BaseChatModel):
         params = mode.for_prompt(params, prompt.conversation)
         if not mode.streams_text:
             # A tool call or JSON answer is only meaningful whole: generate, then one chunk.
-            message = self._message(prompt, self.backend.generate(prompt.text, params), mode)
+            generation = mode.generate(self.backend.generate, prompt.text, params)
+            message = self._message(prompt, generation, mode)
             yield ChatGenerationChunk(message=_as_chunk(message))
             return
         events = cast(

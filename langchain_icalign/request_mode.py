@@ -8,7 +8,7 @@ a forced answer prefix), extra demos and stop strings, and back into a clean ans
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,8 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation
-from langchain_icalign.generation import GenerationParams
+from langchain_icalign.generation import Generation, GenerationParams
+from langchain_icalign.guided_object import GuidedObject, generate_guided, guided_fields
 from langchain_icalign.messages import message_text
 from langchain_icalign.tool_calling import (
     TOOL_CALL_CLOSE,
@@ -25,7 +26,6 @@ from langchain_icalign.tool_calling import (
     arguments_opening,
     describe_fields,
     describe_tools,
-    name_options,
 )
 
 __all__ = ["JSON_INSTRUCTION", "RequestMode", "normalize_tool_choice", "retrieval_query"]
@@ -139,14 +139,109 @@ class RequestMode:
 
     def for_prompt(self, params: GenerationParams, conversation: Conversation) -> GenerationParams:
         """Generation params that end the answer where its tool call or JSON object closes."""
-        options: tuple[str, ...] = ()
-        if self.tools and self.tool_choice in ("any", "required") and len(self.tools) > 1:
-            options = name_options(self.tools)
         return dataclasses.replace(
+            params, answer_prefix=conversation.answer_prefix, json_after=self.json_after
+        )
+
+    def _function(self, name: str) -> dict[str, Any] | None:
+        for tool in self.tools:
+            function = tool.get("function", tool)
+            if function.get("name") == name:
+                return function
+        return None
+
+    def _forced_names(self) -> tuple[str, ...]:
+        """The tools one of which must be called (empty when no call is forced)."""
+        if not self.tools or self.tool_choice in (None, "auto", "none"):
+            return ()
+        if self.tool_choice in ("any", "required"):
+            return tuple(t.get("function", t)["name"] for t in self.tools)
+        return (self.tool_choice,)
+
+    def _guided_arguments(self, name: str) -> GuidedObject | None:
+        function = self._function(name)
+        if function is None:
+            return None
+        return guided_fields(function.get("parameters", {}), closing="}}")
+
+    @property
+    def guided(self) -> bool:
+        """Whether the answer is generated field by field (see `guided_object`)."""
+        names = self._forced_names()
+        if len(names) > 1:
+            return True  # the name is chosen first, then the arguments are filled
+        if names:
+            return self._guided_arguments(names[0]) is not None
+        return self._json_object() is not None
+
+    def _json_object(self) -> GuidedObject | None:
+        if not self.json_mode or self.tools or self.json_schema is None:
+            return None
+        return guided_fields(self.json_schema.get("parameters", self.json_schema), closing="}")
+
+    def generate(
+        self,
+        generate: Callable[[str, GenerationParams], Generation],
+        prompt: str,
+        params: GenerationParams,
+    ) -> Generation:
+        """The answer to `prompt`: guided field by field where possible, else in one go.
+
+        Args:
+            generate: The backend's `generate`.
+            prompt: The prompt, ending with the conversation's answer prefix.
+            params: Params from `for_prompt`.
+        """
+        names = self._forced_names()
+        if len(names) > 1:
+            return self._choose_then_call(generate, prompt, params, names)
+        target = self._guided_arguments(names[0]) if names else self._json_object()
+        if target is None:
+            return generate(prompt, params)
+        return generate_guided(generate, prompt, params, target)
+
+    def _choose_then_call(
+        self,
+        generate: Callable[[str, GenerationParams], Generation],
+        prompt: str,
+        params: GenerationParams,
+        names: tuple[str, ...],
+    ) -> Generation:
+        """Pick the tool (decoding kept on the bound names), then fill its arguments."""
+        choice = generate(
+            prompt,
+            dataclasses.replace(
+                params,
+                max_new_tokens=min(params.max_new_tokens, 24),
+                stop=('"',),
+                answer_prefix="",
+                json_after=None,
+                starts_with_one_of=tuple(f'{name}"' for name in names),
+            ),
+        )
+        name = choice.text
+        function = self._function(name)
+        opening = arguments_opening(function.get("parameters", {})) if function else "{"
+        head = f'{name}", "arguments": {opening}' + ("}" if opening == "{}" else "")
+        rest_params = dataclasses.replace(
             params,
-            answer_prefix=conversation.answer_prefix,
-            json_after=self.json_after,
-            starts_with_one_of=options,
+            max_new_tokens=max(1, params.max_new_tokens - choice.output_tokens),
+            answer_prefix=params.answer_prefix + head,
+            starts_with_one_of=(),
+        )
+        target = self._guided_arguments(name)
+        if opening == "{}":
+            rest = Generation("}", 0, 0, "stop")
+        elif target is None:
+            rest = generate(prompt + head, rest_params)
+        else:
+            rest = generate_guided(generate, prompt + head, rest_params, target)
+        return Generation(
+            text=head + rest.text,
+            input_tokens=choice.input_tokens,
+            output_tokens=choice.output_tokens + rest.output_tokens,
+            finish_reason=rest.finish_reason,
+            cached_tokens=choice.cached_tokens + rest.cached_tokens,
         )
 
     def answer(self, text: str) -> str:

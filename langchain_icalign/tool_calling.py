@@ -27,7 +27,7 @@ __all__ = [
     "check_arguments",
     "describe_fields",
     "describe_tools",
-    "name_options",
+    "opens_with_quote",
     "parse_answer",
     "render_tool_call",
     "render_tool_result",
@@ -105,8 +105,17 @@ def arguments_opening(parameters: dict[str, Any]) -> str:
     if not required:
         return "{"
     first = required[0]
-    quote = '"' if properties[first].get("type") == "string" else ""  # a string value opens
+    quote = '"' if opens_with_quote(properties[first]) else ""  # a string value opens
     return f"{{{json.dumps(first)}: {quote}"
+
+
+def opens_with_quote(spec: Any) -> bool:
+    """Whether a value of this property schema is a JSON string (a string or string enum)."""
+    if not isinstance(spec, dict):
+        return False
+    if "enum" in spec:
+        return bool(spec["enum"]) and all(isinstance(v, str) for v in spec["enum"])
+    return spec.get("type") == "string"
 
 
 def render_tool_call(name: str, args: dict[str, Any]) -> str:
@@ -135,17 +144,6 @@ def answer_prefix(tools: Sequence[dict[str, Any]], tool_choice: str | None) -> s
     opening = arguments_opening(functions[tool_choice].get("parameters", {}))
     closing = "}" if opening == "{}" else ""  # nothing left to choose: the call is complete
     return f'{TOOL_CALL_OPEN}{{"name": "{tool_choice}", "arguments": {opening}{closing}'
-
-
-def name_options(tools: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """What may follow `<tool_call>{"name": "` when a call of any bound tool is forced."""
-    options = []
-    for tool in tools:
-        function = _function(tool)
-        opening = arguments_opening(function.get("parameters", {}))
-        closing = "}" if opening == "{}" else ""
-        options.append(f'{function["name"]}", "arguments": {opening}{closing}')
-    return tuple(options)
 
 
 def check_arguments(args: Any, schema: dict[str, Any]) -> str | None:

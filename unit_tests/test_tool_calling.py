@@ -147,11 +147,21 @@ def test_full_tool_loop_with_a_scripted_llm():
     assert prompt.endswith("Question: Tool result from get_weather: sunny in Paris\n\nHere\u2019s an example answer:")
 
 
-def test_forced_tool_choice_prefills_the_call():
-    chat, llm = _chat(['2, "b": 3}}</tool_call>'])
+def test_forced_tool_choice_fills_each_required_argument_in_turn():
+    chat, llm = _chat(['2, "b": 3}}</tool_call>', "3}}"])
     message = chat.bind_tools([add, get_weather], tool_choice="add").invoke("two plus three")
-    assert llm.prompts[-1].endswith('answer: <tool_call>{"name": "add", "arguments": {"a": ')
+    assert llm.prompts[0].endswith('answer: <tool_call>{"name": "add", "arguments": {"a": ')
+    assert llm.prompts[1].endswith('answer: <tool_call>{"name": "add", "arguments": {"a": 2, "b": ')
     assert message.tool_calls[0]["args"] == {"a": 2, "b": 3}
+
+
+def test_forced_any_of_several_tools_chooses_the_name_then_the_arguments():
+    chat, llm = _chat(['get_weather", "arguments"', 'Oslo"}}'])
+    message = chat.bind_tools([add, get_weather], tool_choice="any").invoke("weather in Oslo?")
+    assert llm.prompts[0].endswith('answer: <tool_call>{"name": "')
+    assert llm.prompts[1].endswith('{"name": "get_weather", "arguments": {"city": "')
+    assert message.tool_calls[0]["name"] == "get_weather"
+    assert message.tool_calls[0]["args"] == {"city": "Oslo"}  # optional unit left out
 
 
 def test_invalid_call_is_reported_not_raised():
@@ -180,13 +190,13 @@ def test_stream_with_tools_yields_tool_call_chunks():
 
 
 def test_structured_output_pydantic_via_tool_call():
-    chat, _ = _chat(['Ada Lovelace", "age": 36}}</tool_call>'])
+    chat, _ = _chat(['Ada Lovelace", "age": 36}}</tool_call>', "36}}"])
     person = chat.with_structured_output(Person).invoke("Who wrote the first program?")
     assert person == Person(name="Ada Lovelace", age=36)
 
 
 def test_structured_output_retries_once_with_the_error_shown():
-    chat, llm = _chat(['Ada"}}</tool_call>', 'Ada", "age": 36}}</tool_call>'])
+    chat, llm = _chat(['Ada"}}</tool_call>', "thirty-six", 'Ada"', "36"])
     person = chat.with_structured_output(Person).invoke("Who?")
     assert person.age == 36
     assert "could not be used" in llm.prompts[-1]
@@ -201,11 +211,12 @@ def test_structured_output_include_raw_reports_errors():
 
 
 def test_structured_output_json_mode_typed_dict_and_json_schema():
-    chat, llm = _chat(['Alien", "year": 1979}'])
+    chat, llm = _chat(['Alien", "year": 1979}', "1979}"])
     movie = chat.with_structured_output(Movie, method="json_mode").invoke("A 1979 film?")
     assert movie == {"title": "Alien", "year": 1979}
     assert "Its keys: title: string, year: integer." in llm.prompts[-1]
-    assert llm.prompts[-1].endswith('answer: {"title": "')
+    assert llm.prompts[0].endswith('answer: {"title": "')
+    assert llm.prompts[1].endswith('answer: {"title": "Alien", "year": ')
     schema = {"title": "movie", "description": "A movie", "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
     chat2, _ = _chat(['Heat"}}</tool_call>'])
     assert chat2.with_structured_output(schema).invoke("x") == {"title": "Heat"}
