@@ -239,7 +239,14 @@ def main() -> None:
 
 
 def write(results: list[dict], max_tokens: int) -> None:
+    """Write the results, keeping conditions of an earlier run at the same budget not rerun."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    if RESULTS.is_file():
+        earlier = json.loads(RESULTS.read_text(encoding="utf-8"))
+        if earlier.get("retrieved_demo_budget") == max_tokens:
+            rerun = {r["tool_choice"] for r in results}
+            kept = [r for r in earlier["conditions"] if r["tool_choice"] not in rerun]
+            results = sorted([*kept, *results], key=lambda r: r["tool_choice"])
     RESULTS.write_text(
         json.dumps(
             {
