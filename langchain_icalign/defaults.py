@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,7 +16,7 @@ from langchain_icalign.model_cache import (
     icalign_home,
     load_causal_lm,
 )
-from langchain_icalign.store import DemoStore
+from langchain_icalign.store import DemoStore, embedding_model_name
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -58,8 +59,9 @@ def default_store(
 ) -> DemoStore:
     """The built-in pool in a local on-disk Qdrant store, indexed on first use.
 
-    The collection is named after the pool's version: when the pool changes, the new
-    version is indexed and older built-in collections are dropped. Indexing is idempotent.
+    The collection is named after the pool's version and the embedding model: when either
+    changes, the pool is indexed anew and older built-in collections are dropped. Indexing is
+    idempotent.
     When another process holds the folder (a local store admits one), the pool is indexed
     in memory instead, with a warning.
 
@@ -71,7 +73,9 @@ def default_store(
     embeddings = embeddings or default_embeddings()
     folder = Path(path) if path is not None else icalign_home() / "store"
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"{BUILTIN_COLLECTION_PREFIX}{builtin_pool_version()}"
+    # One collection per pool version and embedding model: either changing re-indexes.
+    model = hashlib.sha256(embedding_model_name(embeddings).encode()).hexdigest()[:8]
+    name = f"{BUILTIN_COLLECTION_PREFIX}{builtin_pool_version()}-{model}"
     pool = builtin_pool()
     try:
         store = DemoStore(embeddings, path=folder, collection_name=name)
