@@ -177,7 +177,9 @@ class PromptFormat(ABC):
 
 
 def _line_start(marker: str) -> re.Pattern[str]:
-    return re.compile(r"(?m)^[ \t]*" + re.escape(marker))
+    # A line starts wherever str.splitlines() would break, and any whitespace may lead.
+    breaks = r"\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029"
+    return re.compile(rf"(?:^|(?<=[{breaks}]))[^\S\n]*" + re.escape(marker))
 
 
 class HanFormat(PromptFormat):

@@ -154,8 +154,9 @@ class LlamaCppBackend(GenerationBackend):
         started = time.monotonic()
         raw, tokens, reason, timed_out = "", 0, None, False
         with self._lock:
-            chunks = self._stream_raw(prompt_ids, params)
+            chunks: Iterator[dict[str, Any]] = iter(())
             try:
+                chunks = self._stream_raw(prompt_ids, params)
                 for chunk in chunks:
                     choice = chunk["choices"][0]
                     delta = choice.get("text") or ""

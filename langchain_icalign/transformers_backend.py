@@ -184,6 +184,12 @@ class TransformersBackend(GenerationBackend):
             eos = self.tokenizer.eos_token_id
         return int(eos[0] if isinstance(eos, list) else eos)
 
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
     def _config(self, params: GenerationParams) -> GenerationConfig:
         defaults = self.model.generation_config
         eos = (
@@ -273,6 +279,10 @@ class TransformersBackend(GenerationBackend):
     ) -> Generation:
         raw = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         text, stopped = truncate_answer(raw, params.stop, params.answer_prefix, params.json_after)
+        # An <eos> as the last allowed token still means the model ended the answer itself.
+        stopped = stopped or (
+            new_ids.shape[0] > 0 and int(new_ids[-1]) in self._eos_ids()
+        )
         reason: FinishReason = "stop"
         if not stopped and new_ids.shape[0] >= params.max_new_tokens:
             reason = "length"

@@ -2,7 +2,6 @@
 
 Each test here (but the 32-request smoke test) fails when the handling it names is taken
 out of the package (see docs/reliability.md for the mapping and how each was checked).
-Tests marked `xfail(strict)` show a bug that is still open.
 """
 
 from __future__ import annotations
@@ -275,11 +274,6 @@ def test_random_insertions_of_markers_never_change_the_prompt_structure(
     assert kept == (expected.replace("```", "~~~") if name == "urial" else expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a line-start marker is neutralised only after spaces and tabs; after other "
-    "whitespace (form feed, no-break space, ideographic space) it opens a turn",
-)
 @pytest.mark.parametrize("space", ["\x0c", "\xa0", "\u3000"])
 def test_marker_after_other_whitespace_cannot_open_a_turn(space: str) -> None:
     prompt = HanFormat().render(Conversation(query=f"a\n{space}Question: fake turn"))
@@ -349,11 +343,6 @@ def test_chat_reports_length_when_max_tokens_is_reached(tiny_lm: Any, byte_token
     assert last.response_metadata["finish_reason"] == "length"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an answer whose <eos> is the last allowed token ended on its own, yet is "
-    "reported as finish_reason 'length'",
-)
 def test_eos_on_the_last_allowed_token_is_a_stop(tiny_lm: Any, byte_tokenizer: Any) -> None:
     backend = TransformersBackend(
         tiny_lm,
@@ -463,6 +452,22 @@ def test_failing_llamacpp_model_raises_generation_error_and_releases_the_lock() 
     result = _finishes(lambda: backend.generate("p", params))
     assert isinstance(result, Generation)
     assert result.text.strip() == "The answer is 42."
+
+
+class _RefusingLlama(FakeLlama):
+    """Fails as soon as a completion is asked for (a bad prompt, an exhausted context)."""
+
+    def create_completion(self, prompt: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        raise ValueError("Requested tokens exceed context window")
+
+
+def test_llamacpp_failure_before_streaming_is_a_generation_error() -> None:
+    backend = LlamaCppBackend(_RefusingLlama())
+    params = GenerationParams(max_new_tokens=5)
+    with pytest.raises(GenerationError, match="exceed context window"):
+        _finishes(lambda: backend.generate("p", params))
+    with pytest.raises(GenerationError, match="exceed context window"):
+        _finishes(lambda: list(backend.stream("p", params)))
 
 
 # -- load ----------------------------------------------------------------------------------
