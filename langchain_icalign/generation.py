@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["Generation", "GenerationBackend", "GenerationParams"]
+from langchain_icalign.errors import GenerationError
+
+__all__ = ["Generation", "GenerationBackend", "GenerationParams", "reading_chunks"]
 
 FinishReason = Literal["stop", "length", "timeout"]
 
@@ -100,3 +103,21 @@ class GenerationBackend(ABC):
         override this; by default the prompts run one after the other.
         """
         return [self.generate(prompt, params) for prompt in prompts]
+
+
+@contextmanager
+def reading_chunks(model_name: str, chunks: Any) -> Iterator[None]:
+    """Around a loop over a library's generation stream: errors become `GenerationError`.
+
+    The stream is closed however the loop ends (so the library stops decoding when the
+    caller stops early); closing the caller's own generator passes through untouched.
+    """
+    try:
+        yield
+    except Exception as error:
+        msg = f"generation failed in {model_name}: {error}"
+        raise GenerationError(msg) from error
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()

@@ -23,12 +23,12 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_icalign.errors import GenerationError
 from langchain_icalign.generation import (
     FinishReason,
     Generation,
     GenerationBackend,
     GenerationParams,
+    reading_chunks,
 )
 from langchain_icalign.stop_strings import StopStringFilter, truncate_answer
 
@@ -130,8 +130,9 @@ class LlamaCppBackend(GenerationBackend):
     def _stream_raw(
         self, prompt_ids: list[int], params: GenerationParams
     ) -> Iterator[dict[str, Any]]:
+        # A generator, so that a failure at the call itself surfaces inside `reading_chunks`.
         greedy = params.temperature <= 0
-        return iter(
+        yield from (
             self.llm.create_completion(
                 prompt_ids,
                 max_tokens=params.max_new_tokens,
@@ -154,9 +155,8 @@ class LlamaCppBackend(GenerationBackend):
         started = time.monotonic()
         raw, tokens, reason, timed_out = "", 0, None, False
         with self._lock:
-            chunks: Iterator[dict[str, Any]] = iter(())
-            try:
-                chunks = self._stream_raw(prompt_ids, params)
+            chunks = self._stream_raw(prompt_ids, params)
+            with reading_chunks(self.model_name, chunks):
                 for chunk in chunks:
                     choice = chunk["choices"][0]
                     delta = choice.get("text") or ""
@@ -173,15 +173,6 @@ class LlamaCppBackend(GenerationBackend):
                     )
                     if found or timed_out:
                         break
-            except GeneratorExit:
-                raise
-            except Exception as error:
-                msg = f"generation failed in {self.model_name}: {error}"
-                raise GenerationError(msg) from error
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()  # llama.cpp stops decoding
         text, found = truncate_answer(raw, params.stop, params.answer_prefix, params.json_after)
         finish: FinishReason = "stop"
         if not found and reason == "length":

@@ -8,7 +8,12 @@ from typing import Any
 from langchain_core.language_models import BaseLLM
 
 from langchain_icalign.errors import GenerationError
-from langchain_icalign.generation import Generation, GenerationBackend, GenerationParams
+from langchain_icalign.generation import (
+    Generation,
+    GenerationBackend,
+    GenerationParams,
+    reading_chunks,
+)
 from langchain_icalign.stop_strings import StopStringFilter, truncate_answer, truncate_at_stop
 from langchain_icalign.token_counting import TokenCounter, TokenCounterLike, as_token_counter
 
@@ -72,7 +77,7 @@ class LLMBackend(GenerationBackend):
         text_filter = StopStringFilter(params.stop)
         raw = ""
         chunks = self.llm.stream(prompt, **self._kwargs(params))
-        try:
+        with reading_chunks(self.model_name, chunks):
             for delta in chunks:
                 raw += delta
                 safe = text_filter.feed(delta)
@@ -80,15 +85,6 @@ class LLMBackend(GenerationBackend):
                     yield safe
                 if text_filter.stopped:
                     break
-        except GeneratorExit:
-            raise
-        except Exception as error:
-            msg = f"generation failed in {self.model_name}: {error}"
-            raise GenerationError(msg) from error
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
         rest = text_filter.flush()
         if rest:
             yield rest
