@@ -155,21 +155,28 @@ def parse_prompt_response(record: Any, *, require_response: bool = True) -> Conv
     )
 
 
+def _instruction_record(
+    record: Any, context: str, answer: str, require_response: bool, *metadata: str
+) -> Conversation:
+    """An instruction, an optional context that follows it, and an answer."""
+    record = _base(record)
+    instruction = _required(record, "instruction")
+    extra = _optional(record, context)
+    response = _answer(record, answer, require_response)
+    return Conversation(
+        messages=_with_response([("user", _join(instruction, extra))], response),
+        metadata=_metadata(record, *metadata),
+        source_id=_record_id(record),
+    )
+
+
 def parse_alpaca(record: Any, *, require_response: bool = True) -> Conversation:
     """Alpaca: `{"instruction", "input", "output"}`; a non-empty input follows the instruction.
 
     Raises:
         RecordError: When a field is missing, empty or of the wrong type.
     """
-    record = _base(record)
-    instruction = _required(record, "instruction")
-    extra = _optional(record, "input")
-    output = _answer(record, "output", require_response)
-    return Conversation(
-        messages=_with_response([("user", _join(instruction, extra))], output),
-        metadata=_metadata(record),
-        source_id=_record_id(record),
-    )
+    return _instruction_record(record, "input", "output", require_response)
 
 
 def parse_dolly(record: Any, *, require_response: bool = True) -> Conversation:
@@ -178,15 +185,7 @@ def parse_dolly(record: Any, *, require_response: bool = True) -> Conversation:
     Raises:
         RecordError: When a field is missing, empty or of the wrong type.
     """
-    record = _base(record)
-    instruction = _required(record, "instruction")
-    context = _optional(record, "context")
-    response = _answer(record, "response", require_response)
-    return Conversation(
-        messages=_with_response([("user", _join(instruction, context))], response),
-        metadata=_metadata(record, "category"),
-        source_id=_record_id(record),
-    )
+    return _instruction_record(record, "context", "response", require_response, "category")
 
 
 def _content_text(content: Any, where: str) -> str:
