@@ -59,11 +59,3 @@ class TestChatICAlignIntegration(ChatModelIntegrationTests):
     @property
     def supports_model_override(self) -> bool:
         return False
-
-    @pytest.mark.xfail(
-        reason="with tool_choice='auto' the 270M-parameter default base model rarely decides "
-        "to call the tool; forced calls (tool_choice='any') pass in test_tool_calling",
-        strict=False,
-    )
-    def test_agent_loop(self, model) -> None:
-        super().test_agent_loop(model)

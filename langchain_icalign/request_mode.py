@@ -26,6 +26,7 @@ from langchain_icalign.tool_calling import (
     arguments_opening,
     describe_fields,
     describe_tools,
+    parse_answer,
 )
 
 __all__ = ["JSON_INSTRUCTION", "RequestMode", "normalize_tool_choice", "retrieval_query"]
@@ -168,8 +169,8 @@ class RequestMode:
     def guided(self) -> bool:
         """Whether the answer is generated field by field (see `guided_object`)."""
         names = self._forced_names()
-        if len(names) > 1:
-            return True  # the name is chosen first, then the arguments are filled
+        if len(names) > 1 or (self.tools and not names):
+            return True  # a name is chosen (a call the model starts, with "auto"), then filled
         if names:
             return self._guided_arguments(names[0]) is not None
         return self._json_object() is not None
@@ -193,6 +194,8 @@ class RequestMode:
             params: Params from `for_prompt`.
         """
         names = self._forced_names()
+        if self.tools and not names:
+            return self._complete_started_call(generate, prompt, params)
         if len(names) > 1:
             return self._choose_then_call(generate, prompt, params, names)
         target = self._guided_arguments(names[0]) if names else self._json_object()
@@ -208,17 +211,20 @@ class RequestMode:
         names: tuple[str, ...],
     ) -> Generation:
         """Pick the tool (decoding kept on the bound names), then fill its arguments."""
-        choice = generate(
-            prompt,
-            dataclasses.replace(
-                params,
-                max_new_tokens=min(params.max_new_tokens, 24),
-                stop=('"',),
-                answer_prefix="",
-                json_after=None,
-                starts_with_one_of=tuple(f'{name}"' for name in names),
-            ),
-        )
+        if len(names) == 1:
+            choice = Generation(names[0], 0, 0, "stop")  # nothing to choose
+        else:
+            choice = generate(
+                prompt,
+                dataclasses.replace(
+                    params,
+                    max_new_tokens=min(params.max_new_tokens, 24),
+                    stop=('"',),
+                    answer_prefix="",
+                    json_after=None,
+                    starts_with_one_of=tuple(f'{name}"' for name in names),
+                ),
+            )
         name = choice.text
         function = self._function(name)
         opening = arguments_opening(function.get("parameters", {})) if function else "{"
@@ -242,6 +248,40 @@ class RequestMode:
             output_tokens=choice.output_tokens + rest.output_tokens,
             finish_reason=rest.finish_reason,
             cached_tokens=choice.cached_tokens + rest.cached_tokens,
+        )
+
+    def _complete_started_call(
+        self,
+        generate: Callable[[str, GenerationParams], Generation],
+        prompt: str,
+        params: GenerationParams,
+    ) -> Generation:
+        """With `tool_choice="auto"` the model decides whether to call; a call it botches is redone.
+
+        A call it starts with an unknown tool or arguments that do not fit is generated again
+        from its opening tag, the name constrained and the arguments guided, within what is
+        left of the token budget.
+        """
+        first = generate(prompt, params)
+        cut = first.text.find(TOOL_CALL_OPEN)
+        budget = params.max_new_tokens - first.output_tokens
+        if cut < 0 or budget <= 0:
+            return first
+        parsed = parse_answer(self.answer(first.text), self.tools)
+        if parsed.tool_calls and not parsed.invalid_tool_calls:
+            return first
+        head = first.text[:cut] + TOOL_CALL_OPEN + '{"name": "'
+        names = tuple(tool.get("function", tool)["name"] for tool in self.tools)
+        rest_params = dataclasses.replace(
+            params, max_new_tokens=budget, answer_prefix=params.answer_prefix + head
+        )
+        call = self._choose_then_call(generate, prompt + head, rest_params, names)
+        return Generation(
+            text=head + call.text,
+            input_tokens=first.input_tokens,
+            output_tokens=first.output_tokens + call.output_tokens,
+            finish_reason=call.finish_reason,
+            cached_tokens=first.cached_tokens + call.cached_tokens,
         )
 
     def answer(self, text: str) -> str:

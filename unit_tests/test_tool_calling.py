@@ -271,3 +271,26 @@ def test_anthropic_style_tool_use_blocks_in_history_are_rendered_from_tool_calls
     chat.bind_tools([add]).invoke(history)
     assert '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>' in llm.prompts[-1]
     assert "Tool result from add: 3" in llm.prompts[-1]
+
+
+def test_auto_call_of_an_unknown_tool_is_redone_with_the_name_constrained():
+    chat, llm = _chat(
+        ['Let me check. <tool_call>{"name": "weather", "arguments": {"city": "Oslo"}}', 'Oslo"}}'],
+        max_tokens=64,
+    )
+    message = chat.bind_tools([get_weather]).invoke("weather in Oslo?")
+    assert llm.prompts[1].endswith('Let me check. <tool_call>{"name": "get_weather", "arguments": {"city": "')
+    assert message.content == "Let me check."
+    assert message.tool_calls[0]["name"] == "get_weather"
+    assert message.tool_calls[0]["args"] == {"city": "Oslo"}
+    assert message.invalid_tool_calls == []
+
+
+def test_auto_valid_call_and_plain_answer_take_one_generation():
+    chat, llm = _chat(['<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>'])
+    message = chat.bind_tools([add, get_weather]).invoke("1+2")
+    assert message.tool_calls[0]["args"] == {"a": 1, "b": 2}
+    assert len(llm.prompts) == 1
+    chat, llm = _chat(["It is two."])
+    assert chat.bind_tools([add]).invoke("hi").content == "It is two."
+    assert len(llm.prompts) == 1
