@@ -8,6 +8,7 @@ a forced answer prefix), extra demos and stop strings, and back into a clean ans
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -193,6 +194,7 @@ class RequestMode:
             prompt: The prompt, ending with the conversation's answer prefix.
             params: Params from `for_prompt`.
         """
+        generate = _sharing_timeout(generate, params.timeout)
         names = self._forced_names()
         if self.tools and not names:
             return self._complete_started_call(generate, prompt, params)
@@ -289,6 +291,23 @@ class RequestMode:
         if self.tools and "<tool_call>" in text and not text.endswith(TOOL_CALL_CLOSE):
             return text + TOOL_CALL_CLOSE
         return text
+
+
+def _sharing_timeout(
+    generate: Callable[[str, GenerationParams], Generation], timeout: float | None
+) -> Callable[[str, GenerationParams], Generation]:
+    """`generate` with one deadline for all the steps of an answer, not one per step."""
+    if timeout is None:
+        return generate
+    deadline = time.monotonic() + timeout
+
+    def step(prompt: str, params: GenerationParams) -> Generation:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return Generation("", 0, 0, "timeout")
+        return generate(prompt, dataclasses.replace(params, timeout=left))
+
+    return step
 
 
 def retrieval_query(messages: Sequence[BaseMessage], conversation: Conversation) -> str:

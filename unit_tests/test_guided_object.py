@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 
@@ -116,3 +117,27 @@ def test_timeout_stops_at_once():
 )
 def test_schemas_guidance_cannot_fill_generate_freely(schema):
     assert guided_fields(schema, closing="}") is None
+
+
+def test_the_steps_of_one_answer_share_one_timeout():
+    from langchain_icalign.request_mode import RequestMode
+
+    seen: list[float | None] = []
+
+    def slow(prompt: str, params: GenerationParams) -> Generation:
+        seen.append(params.timeout)
+        time.sleep(0.05)
+        return Generation('x"', 1, 1, "stop")
+
+    schema = {"properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a", "b"]}
+    mode = RequestMode(json_mode=True, json_schema=schema)
+    result = mode.generate(slow, "P", GenerationParams(timeout=0.08))
+    assert seen[0] is not None
+    assert seen[0] <= 0.08
+    assert len(seen) == 2
+    assert seen[1] is not None
+    assert seen[1] < 0.04
+    assert result.finish_reason == "stop"
+    seen.clear()
+    mode.generate(slow, "P", GenerationParams(timeout=0.04))  # the deadline passes after step 1
+    assert len(seen) == 1
