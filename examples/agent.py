@@ -1,8 +1,10 @@
 """An agent on a base model: create_agent(model=ChatICAlign.from_defaults(), tools=[...]).
 
 The model learns the tool-call syntax from demonstrations; tool_choice is left to the model.
-With the tiny default model the agent may or may not decide to call the tool; a larger
-base model (ChatICAlign.from_model_id(...)) calls it far more reliably.
+On this question the default 270M model calls get_weather, reads the result and answers
+("It's raining in Paris right now, at about 11 °C"). On harder tool choices it is often
+wrong (benchmarks/README.md, Tool calling); a larger base model
+(ChatICAlign.from_model_id(...)) does far better.
 
 Run: .venv/bin/python examples/agent.py
 """

@@ -122,3 +122,20 @@ def test_example_runs_offline(example):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip()
+
+
+def test_agent_example_calls_the_tool_and_answers_from_its_result():
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "examples" / "agent.py")],
+        capture_output=True,
+        text=True,
+        env={**ENV, "ICALIGN_MAX_NEW_TOKENS": "48"},
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert any("'name': 'get_weather'" in line for line in lines if line.startswith("ai: "))
+    assert "tool: light rain, 11 °C" in lines
+    assert lines[-1].startswith("ai: ")
+    assert "11" in lines[-1]  # the answer uses the tool's result

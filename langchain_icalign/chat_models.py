@@ -448,8 +448,10 @@ class ChatICAlign(BaseChatModel):
         backend = self.backend
         fmt = self.format
         special = backend.special_tokens
-        constant = (*mode.demos(self.tool_demos), *self.constant_demos)
-        base_text = fmt.render(conversation, constant, special)
+        # Tool-call demos go last, nearest the query: placed first, far from it, a small
+        # model follows the retrieved (prose) demos and rarely calls a tool.
+        first, last = tuple(self.constant_demos), mode.demos(self.tool_demos, messages)
+        base_text = fmt.render(conversation, (*first, *last), special)
         base_tokens = backend.count_tokens(base_text)
         window = backend.context_window
         room = None if window is None else window - base_tokens - max_new_tokens
@@ -461,7 +463,7 @@ class ChatICAlign(BaseChatModel):
             )
             raise ContextWindowExceededError(msg)
         selected = self._select(retrieval_query(messages, conversation), room)
-        return self._fit(conversation, constant, selected, max_new_tokens)
+        return self._fit(conversation, first, selected, last, max_new_tokens)
 
     def _select(self, query: str, room: int | None) -> list[SelectedDemo]:
         if self.selector is None:
@@ -488,18 +490,20 @@ class ChatICAlign(BaseChatModel):
     def _fit(
         self,
         conversation: Conversation,
-        constant: tuple[AlignmentDemo, ...],
+        first: tuple[AlignmentDemo, ...],
         selected: list[SelectedDemo],
+        last: tuple[AlignmentDemo, ...],
         max_new_tokens: int,
     ) -> PreparedPrompt:
         backend = self.backend
         window = backend.context_window
         while True:
-            demos = [*constant, *(s.demo for s in selected)]
+            demos = [*first, *(s.demo for s in selected), *last]
             text = self.format.render(conversation, demos, backend.special_tokens)
             tokens = backend.count_tokens(text)
             # Per-demo counts are summed, but tokenising the joined text can differ a little.
             if window is None or tokens + max_new_tokens <= window or not selected:
+                constant = (*first, *last)
                 return PreparedPrompt(text, conversation, tuple(selected), constant, tokens)
             selected = selected[1:]  # drop the least relevant (first) demo
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 from pathlib import Path
@@ -79,6 +80,9 @@ def default_store(
     pool = builtin_pool()
     try:
         store = DemoStore(embeddings, path=folder, collection_name=name)
+        # Closed before interpreter teardown: Qdrant's local client otherwise closes in
+        # __del__ when the import system is gone, and prints an ignored ImportError.
+        atexit.register(_close_quietly, store)
     except StoreLockedError:
         # A local store admits one process; a second chat still gets the built-in pool.
         logger.warning(
@@ -97,6 +101,13 @@ def default_store(
         logger.info("indexing %d built-in demos into %s", len(pool), folder)
         store.add_demos(pool, show_progress=show_progress)
     return store
+
+
+def _close_quietly(store: DemoStore) -> None:
+    try:
+        store.close()
+    except Exception:  # at exit, an already closed client is fine
+        logger.debug("closing the default store at exit failed", exc_info=True)
 
 
 def pipeline_llm(model: Any, tokenizer: Any, model_id: str) -> HuggingFacePipeline:

@@ -8,12 +8,13 @@ a forced answer prefix), extra demos and stop strings, and back into a clean ans
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation
@@ -112,9 +113,25 @@ class RequestMode:
             return TOOL_CALL_OPEN
         return "" if self.json_mode else None
 
-    def demos(self, tool_demos: Sequence[AlignmentDemo]) -> tuple[AlignmentDemo, ...]:
-        """Constant demos this mode needs (the tool-call demos when tools are bound)."""
-        return tuple(tool_demos) if self.tools else ()
+    def demos(
+        self, tool_demos: Sequence[AlignmentDemo], messages: Sequence[BaseMessage] = ()
+    ) -> tuple[AlignmentDemo, ...]:
+        """Constant demos this mode needs (the tool-call demos when tools are bound).
+
+        The demos of the step the conversation is at come last, nearest the query: answers
+        to a tool result after a `ToolMessage`, calls otherwise (a small model copies the
+        nearest demo's move).
+        """
+        if not self.tools:
+            return ()
+        last = messages[-1] if messages else None
+        step = "tool_result" if isinstance(last, ToolMessage) else "tool_call"
+        words = _words(f"{message_text(last)} {getattr(last, 'name', '') or ''}") if last else set()
+
+        def nearness(demo: AlignmentDemo) -> tuple[bool, int]:
+            return demo.metadata.get("category") == step, len(_words(demo.prompt) & words)
+
+        return tuple(sorted(tool_demos, key=nearness))
 
     def shape(self, conversation: Conversation) -> Conversation:
         """Add tool descriptions or the JSON instruction, and any forced answer prefix."""
@@ -291,6 +308,10 @@ class RequestMode:
         if self.tools and "<tool_call>" in text and not text.endswith(TOOL_CALL_CLOSE):
             return text + TOOL_CALL_CLOSE
         return text
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
 
 
 def _sharing_timeout(

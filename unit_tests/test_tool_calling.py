@@ -294,3 +294,31 @@ def test_auto_valid_call_and_plain_answer_take_one_generation():
     chat, llm = _chat(["It is two."])
     assert chat.bind_tools([add]).invoke("hi").content == "It is two."
     assert len(llm.prompts) == 1
+
+
+def test_tool_demos_of_the_current_step_sit_nearest_the_query():
+    from langchain_icalign.builtin_demos import tool_demos
+
+    demos = tool_demos()
+    mode = RequestMode(tools=tuple(_tools()))
+    asking = mode.demos(demos, [HumanMessage("What's the weather like in Paris right now?")])
+    assert asking[-1].metadata["category"] == "tool_call"
+    assert "weather" in asking[-1].prompt
+    call = AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}])
+    result = ToolMessage("light rain, 11 °C", tool_call_id="c1", name="get_weather")
+    answering = mode.demos(demos, [HumanMessage("Weather in Paris?"), call, result])
+    assert answering[-1].metadata["category"] == "tool_result"
+    assert answering[-1].prompt.startswith("Tool result from get_weather")
+    assert sorted(d.id for d in asking) == sorted(d.id for d in demos)  # reordered, all kept
+    assert RequestMode().demos(demos, [result]) == ()
+
+
+def test_tool_demos_come_after_the_retrieved_ones(store, demos):
+    from langchain_icalign import AlignmentExampleSelector
+
+    store.add_demos(demos)
+    selector = AlignmentExampleSelector(store=store, token_counter=count_words, max_tokens=200)
+    chat, llm = _chat(["plain"], selector=selector)
+    chat.bind_tools([get_weather]).invoke("How do I water a cactus?")
+    prompt = llm.prompts[-1]
+    assert prompt.rindex("<tool_call>") > prompt.index(demos[0].prompt)
