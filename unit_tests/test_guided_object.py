@@ -141,3 +141,9 @@ def test_the_steps_of_one_answer_share_one_timeout():
     seen.clear()
     mode.generate(slow, "P", GenerationParams(timeout=0.04))  # the deadline passes after step 1
     assert len(seen) == 1
+
+
+def test_unicode_values_pass_through_unescaped():
+    target = GuidedObject(fields=(("name", {"type": "string"}),), closing="}")
+    result = generate_guided(ScriptedSteps('こんにちは株式会社"'), "P", GenerationParams(), target)
+    assert result.text == 'こんにちは株式会社"}'
