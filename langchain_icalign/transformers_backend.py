@@ -179,24 +179,21 @@ class TransformersBackend(GenerationBackend):
         pad = self.tokenizer.pad_token_id
         if pad is not None:
             return int(pad)
+        eos = self._eos()
+        return int(eos[0] if isinstance(eos, list) else eos)  # type: ignore[arg-type]
+
+    def _eos(self) -> int | list[int] | None:
+        """The end-of-text token id(s): the model's generation config's, else the tokenizer's."""
         eos = self.model.generation_config.eos_token_id
-        if eos is None:
-            eos = self.tokenizer.eos_token_id
-        return int(eos[0] if isinstance(eos, list) else eos)
+        return self.tokenizer.eos_token_id if eos is None else eos
 
     def _eos_ids(self) -> set[int]:
-        eos = self.model.generation_config.eos_token_id
-        if eos is None:
-            eos = self.tokenizer.eos_token_id
+        eos = self._eos()
         return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
 
     def _config(self, params: GenerationParams) -> GenerationConfig:
         defaults = self.model.generation_config
-        eos = (
-            defaults.eos_token_id
-            if defaults.eos_token_id is not None
-            else (self.tokenizer.eos_token_id)
-        )
+        eos = self._eos()
         sampling: dict[str, Any] = {"do_sample": False}
         if params.temperature > 0:
             sampling = {
@@ -333,8 +330,7 @@ class TransformersBackend(GenerationBackend):
             msg = f"generation failed in {self.model_name}: {error}"
             raise GenerationError(msg) from error
         elapsed = time.monotonic() - started
-        eos = config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        eos_ids = self._eos_ids()
         results = []
         for row, ids in enumerate(encoded):
             new_ids = output[row, width:]
