@@ -54,8 +54,7 @@ class GuidedObject:
 
 def _kind(spec: dict[str, Any]) -> str | None:
     if "enum" in spec:
-        values = spec["enum"]
-        return "enum" if values and all(isinstance(v, str) for v in values) else None
+        return "enum" if opens_with_quote(spec) else None
     kind = spec.get("type")
     return kind if kind in _GUIDED_TYPES else None
 

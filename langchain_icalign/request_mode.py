@@ -174,8 +174,11 @@ class RequestMode:
         if not self.tools or self.tool_choice in (None, "auto", "none"):
             return ()
         if self.tool_choice in ("any", "required"):
-            return tuple(t.get("function", t)["name"] for t in self.tools)
+            return self._tool_names()
         return (self.tool_choice,)
+
+    def _tool_names(self) -> tuple[str, ...]:
+        return tuple(t.get("function", t)["name"] for t in self.tools)
 
     def _guided_arguments(self, name: str) -> GuidedObject | None:
         function = self._function(name)
@@ -261,13 +264,7 @@ class RequestMode:
             rest = generate(prompt + head, rest_params)
         else:
             rest = generate_guided(generate, prompt + head, rest_params, target)
-        return Generation(
-            text=head + rest.text,
-            input_tokens=choice.input_tokens,
-            output_tokens=choice.output_tokens + rest.output_tokens,
-            finish_reason=rest.finish_reason,
-            cached_tokens=choice.cached_tokens + rest.cached_tokens,
-        )
+        return _joined(choice, head, rest)
 
     def _complete_started_call(
         self,
@@ -290,24 +287,32 @@ class RequestMode:
         if parsed.tool_calls and not parsed.invalid_tool_calls:
             return first
         head = first.text[:cut] + TOOL_CALL_OPEN + '{"name": "'
-        names = tuple(tool.get("function", tool)["name"] for tool in self.tools)
         rest_params = dataclasses.replace(
             params, max_new_tokens=budget, answer_prefix=params.answer_prefix + head
         )
-        call = self._choose_then_call(generate, prompt + head, rest_params, names)
-        return Generation(
-            text=head + call.text,
-            input_tokens=first.input_tokens,
-            output_tokens=first.output_tokens + call.output_tokens,
-            finish_reason=call.finish_reason,
-            cached_tokens=first.cached_tokens + call.cached_tokens,
-        )
+        call = self._choose_then_call(generate, prompt + head, rest_params, self._tool_names())
+        return _joined(first, head, call)
 
     def answer(self, text: str) -> str:
         """The answer text to parse: a tool call gets back its closing tag."""
         if self.tools and "<tool_call>" in text and not text.endswith(TOOL_CALL_CLOSE):
             return text + TOOL_CALL_CLOSE
         return text
+
+
+def _joined(first: Generation, head: str, rest: Generation) -> Generation:
+    """Two steps of one answer as one: `head` (text kept from `first`) followed by `rest`.
+
+    The prompt size is the first step's that ran (a step skipped because nothing was left
+    to choose reports none); tokens add up; `rest` decides how the answer ended.
+    """
+    return Generation(
+        text=head + rest.text,
+        input_tokens=first.input_tokens or rest.input_tokens,
+        output_tokens=first.output_tokens + rest.output_tokens,
+        finish_reason=rest.finish_reason,
+        cached_tokens=first.cached_tokens + rest.cached_tokens,
+    )
 
 
 def _words(text: str) -> set[str]:
