@@ -110,6 +110,30 @@ def _close_quietly(store: DemoStore) -> None:
         logger.debug("closing the default store at exit failed", exc_info=True)
 
 
+def load_base_model(
+    model: str | Path | None,
+    *,
+    device_map: str | dict[str, Any] | None = None,
+    dtype: Any = None,
+    show_progress: bool = True,
+) -> tuple[Any, Any, str]:
+    """Load a causal LM and its tokenizer, and name it: the default one when `model` is None.
+
+    The default (Gemma-3-270m) is converted into the cache on first use; another id or folder
+    loads as given (see `load_causal_lm` for when it may use the network).
+
+    Returns:
+        The model, the tokenizer and the model's id.
+    """
+    if model is None:
+        path: str | Path = ensure_default_model(show_progress=show_progress)
+        model_id = DEFAULT_BASE_MODEL
+    else:
+        path = model_id = str(model)
+    lm, tokenizer = load_causal_lm(path, device_map=device_map, dtype=dtype)
+    return lm, tokenizer, model_id
+
+
 def pipeline_llm(model: Any, tokenizer: Any, model_id: str) -> HuggingFacePipeline:
     """Wrap a loaded model and tokenizer as a `HuggingFacePipeline` (no download)."""
     from langchain_huggingface import HuggingFacePipeline
@@ -154,12 +178,9 @@ def build_chat_model(
     if mode not in ("retrieved", "constant", "hybrid", "none"):
         msg = f"demo_mode must be retrieved, constant, hybrid or none, got {mode!r}"
         raise ValueError(msg)
-    if model is None:
-        model_path: str | Path = ensure_default_model(show_progress=show_progress)
-        model_id = DEFAULT_BASE_MODEL
-    else:
-        model_path = model_id = str(model)
-    lm, tokenizer = load_causal_lm(model_path, device_map=device_map, dtype=dtype)
+    lm, tokenizer, model_id = load_base_model(
+        model, device_map=device_map, dtype=dtype, show_progress=show_progress
+    )
     llm = pipeline_llm(lm, tokenizer, model_id)
     selector = None
     if mode in ("retrieved", "hybrid"):

@@ -91,12 +91,7 @@ def build_eval_stack(
         show_progress: Show progress while indexing.
     """
     from langchain_icalign.builtin_demos import builtin_pool
-    from langchain_icalign.defaults import default_embeddings, pipeline_llm
-    from langchain_icalign.model_cache import (
-        DEFAULT_BASE_MODEL,
-        ensure_default_model,
-        load_causal_lm,
-    )
+    from langchain_icalign.defaults import default_embeddings, load_base_model, pipeline_llm
 
     embeddings = embeddings or default_embeddings()
     demos = list(builtin_pool() if pool is None else pool)
@@ -104,12 +99,9 @@ def build_eval_stack(
     if eval_prompts is not None:
         report = decontaminate(demos, eval_prompts, embeddings=embeddings, threshold=near_threshold)
         demos = list(report.kept)
-    if model is None:
-        path: str | Path = ensure_default_model(show_progress=show_progress)
-        name = DEFAULT_BASE_MODEL
-    else:
-        path = name = str(model)
-    lm, tokenizer = load_causal_lm(path, device_map=device_map, dtype=dtype)
+    lm, tokenizer, name = load_base_model(
+        model, device_map=device_map, dtype=dtype, show_progress=show_progress
+    )
     store = DemoStore(embeddings, location=":memory:", collection_name="eval_pool")
     store.add_demos(demos, show_progress=show_progress)
     selector = AlignmentExampleSelector(
