@@ -154,26 +154,29 @@ def byte_tokenizer() -> Any:
     return build_byte_tokenizer()
 
 
-@pytest.fixture(scope="session")
-def tiny_lm(byte_tokenizer: Any) -> Any:
-    """A one-layer GPT-2 with random weights over the byte tokenizer."""
+def build_tiny_lm(tokenizer: Any, *, n_positions: int = 4096, n_embd: int = 32) -> Any:
+    """A one-layer GPT-2 with random weights (seed 0) over the byte tokenizer."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
     config = GPT2Config(
-        vocab_size=len(byte_tokenizer),
-        n_positions=4096,
-        n_embd=32,
+        vocab_size=len(tokenizer),
+        n_positions=n_positions,
+        n_embd=n_embd,
         n_layer=1,
         n_head=2,
-        bos_token_id=byte_tokenizer.bos_token_id,
-        eos_token_id=byte_tokenizer.eos_token_id,
-        pad_token_id=byte_tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
-    model = GPT2LMHeadModel(config)
-    model.eval()
-    return model
+    return GPT2LMHeadModel(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(byte_tokenizer: Any) -> Any:
+    """A one-layer GPT-2 with random weights over the byte tokenizer."""
+    return build_tiny_lm(byte_tokenizer)
 
 
 class ScriptedLogits:

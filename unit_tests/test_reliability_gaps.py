@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from langchain_huggingface import HuggingFacePipeline
-from transformers import GPT2Config, GPT2LMHeadModel, pipeline
+from transformers import pipeline
 
 from langchain_icalign import (
     AlignmentDemo,
@@ -45,7 +44,13 @@ from langchain_icalign.generation import Generation, GenerationParams
 from langchain_icalign.llamacpp_backend import LlamaCppBackend
 from langchain_icalign.transformers_backend import TransformersBackend
 
-from .conftest import BagOfWordsEmbeddings, RecordingLLM, ScriptedLogits, count_words
+from .conftest import (
+    BagOfWordsEmbeddings,
+    RecordingLLM,
+    ScriptedLogits,
+    build_tiny_lm,
+    count_words,
+)
 from .test_llamacpp_backend import FakeLlama
 
 APOS = "\u2019"
@@ -90,18 +95,7 @@ def _usage(message: Any, key: str) -> int:
 @pytest.fixture
 def small_window_lm(byte_tokenizer: Any) -> Any:
     """A one-layer GPT-2 with only 64 positions: a longer input is an IndexError inside it."""
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(byte_tokenizer),
-        n_positions=64,
-        n_embd=16,
-        n_layer=1,
-        n_head=2,
-        bos_token_id=byte_tokenizer.bos_token_id,
-        eos_token_id=byte_tokenizer.eos_token_id,
-        pad_token_id=byte_tokenizer.pad_token_id,
-    )
-    return GPT2LMHeadModel(config).eval()
+    return build_tiny_lm(byte_tokenizer, n_positions=64, n_embd=16)
 
 
 # -- store ---------------------------------------------------------------------------------
