@@ -40,6 +40,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data"
 RESULTS = HERE / "results" / "quality.json"
+SPLIT = HERE / "splits" / "lima_test_split.json"
 CONDITIONS = ("zero_shot", "retrieved", "random", "constant", "hybrid")
 DIAGNOSTIC = ("han_zero_shot",)  # Han's format without demos: the format's own effect
 PAPER = {
@@ -58,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--limit", type=int, default=60, help="LIMA test prompts (seeded subset)")
+    parser.add_argument(
+        "--split",
+        choices=("dev", "test"),
+        help="a half of benchmarks/splits/lima_test_split.json instead of a seeded subset "
+        "(dev: for choosing and tuning; test: reported once)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset and sampling")
     parser.add_argument(
         "--pool", default="builtin", help="'builtin' or a JSONL file of prompt/response records"
@@ -386,7 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_new_tokens <= 0:
         generate = []
     all_items = load_eval_items(chatgpt, require_reference=True)
-    items = sample_items(all_items, args.limit, args.seed)
+    if args.split:
+        half = set(json.loads(SPLIT.read_text(encoding="utf-8"))[args.split])
+        items = sample_items([i for i in all_items if i.id in half], args.limit, args.seed)
+    else:
+        items = sample_items(all_items, args.limit, args.seed)
     ids = {item.id for item in items}
     pool_path = None if args.pool == "builtin" else Path(args.pool).resolve()
     pool = None if pool_path is None else load_pool(pool_path)
@@ -429,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             **gen_config,
             "max_reference_tokens": args.max_reference_tokens,
             "limit": args.limit,
+            "split": args.split,
             "conditions": conditions,
             "generate": generate,
             "threads": args.threads,

@@ -10,7 +10,13 @@ from typing import Any
 
 from langchain_icalign.demos import AlignmentDemo
 
-__all__ = ["builtin_pool", "builtin_pool_version", "tool_demos", "urial_set"]
+__all__ = [
+    "builtin_pool",
+    "builtin_pool_version",
+    "builtin_vectors",
+    "tool_demos",
+    "urial_set",
+]
 
 _DATA = "langchain_icalign.data"
 
@@ -52,6 +58,46 @@ def builtin_pool_version() -> str:
         digest.update(file.name.encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()[:12]
+
+
+VECTORS_FILE = "pool_vectors.npy"
+"""The pool's prompt embeddings, float16, one row a demo in `builtin_pool()` order."""
+VECTORS_MANIFEST = "pool_vectors.json"
+"""What the vectors are: embedding model, pool version, demo ids in row order."""
+
+
+@cache
+def builtin_vectors(embedding_model: str) -> dict[str, list[float]] | None:
+    """The shipped embeddings of the pool's prompts, by demo id.
+
+    They spare the first run from embedding the whole pool on a CPU. None when they were
+    made with another embedding model or for another pool version (then the pool is
+    embedded as usual).
+
+    Args:
+        embedding_model: The name of the embeddings in use (`embedding_model_name`).
+    """
+    import numpy as np
+
+    folder = resources.files(_DATA)
+    manifest_file = folder.joinpath(VECTORS_MANIFEST)
+    if not manifest_file.is_file():
+        return None
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    if (
+        manifest.get("embedding_model") != embedding_model
+        or manifest.get("pool_version") != builtin_pool_version()
+    ):
+        return None
+    with folder.joinpath(VECTORS_FILE).open("rb") as handle:
+        matrix = np.load(handle, allow_pickle=False)
+    ids = manifest["ids"]
+    if matrix.shape[0] != len(ids):
+        msg = f"{VECTORS_FILE} has {matrix.shape[0]} rows for {len(ids)} demo ids"
+        raise ValueError(msg)
+    return {
+        demo_id: row.astype(np.float32).tolist() for demo_id, row in zip(ids, matrix, strict=True)
+    }
 
 
 @cache

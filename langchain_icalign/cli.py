@@ -139,9 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     demos.add_argument("--max-new-tokens", type=int, default=256, help="room left for the answer")
     _store_options(demos)
 
+    from langchain_icalign.curation.cli import add_curate_parser
     from langchain_icalign.evaluation.cli import add_eval_parser
 
     add_eval_parser(commands)
+    add_curate_parser(commands)
     return parser
 
 
@@ -252,11 +254,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from langchain_icalign.curation.cli import run_curate
     from langchain_icalign.errors import DemoStoreError
     from langchain_icalign.evaluation.cli import run_eval
     from langchain_icalign.loaders import DemoFileError
 
-    handlers = {"chat": _chat, "index": _index, "demos": _demos, "eval": run_eval}
+    handlers = {
+        "chat": _chat,
+        "index": _index,
+        "demos": _demos,
+        "eval": run_eval,
+        "curate": run_curate,
+    }
     try:
         return handlers[args.command](args)
     except (DemoFileError, DemoStoreError, FileNotFoundError, ImportError) as error:

@@ -8,7 +8,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_icalign.builtin_demos import builtin_pool, builtin_pool_version, urial_set
+from langchain_icalign.builtin_demos import (
+    builtin_pool,
+    builtin_pool_version,
+    builtin_vectors,
+    urial_set,
+)
 from langchain_icalign.errors import StoreLockedError
 from langchain_icalign.model_cache import (
     DEFAULT_BASE_MODEL,
@@ -78,6 +83,7 @@ def default_store(
     model = hashlib.sha256(embedding_model_name(embeddings).encode()).hexdigest()[:8]
     name = f"{BUILTIN_COLLECTION_PREFIX}{builtin_pool_version()}-{model}"
     pool = builtin_pool()
+    vectors = builtin_vectors(embedding_model_name(embeddings))
     try:
         store = DemoStore(embeddings, path=folder, collection_name=name)
         # Closed before interpreter teardown: Qdrant's local client otherwise closes in
@@ -91,7 +97,7 @@ def default_store(
             folder,
         )
         store = DemoStore(embeddings, location=":memory:", collection_name=name)
-        store.add_demos(pool, show_progress=show_progress)
+        store.add_demos(pool, vectors=vectors, show_progress=show_progress)
         return store
     for collection in store.client.get_collections().collections:
         if collection.name.startswith(BUILTIN_COLLECTION_PREFIX) and collection.name != name:
@@ -99,7 +105,7 @@ def default_store(
             store.client.delete_collection(collection.name)
     if store.count() != len(pool):
         logger.info("indexing %d built-in demos into %s", len(pool), folder)
-        store.add_demos(pool, show_progress=show_progress)
+        store.add_demos(pool, vectors=vectors, show_progress=show_progress)
     return store
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -274,6 +274,7 @@ class DemoStore:
         demos: Iterable[AlignmentDemo],
         batch_size: int = 64,
         *,
+        vectors: Mapping[str, Sequence[float]] | None = None,
         show_progress: bool = False,
     ) -> list[str]:
         """Embed and upsert demos; adding a demo already stored keeps one point.
@@ -281,26 +282,58 @@ class DemoStore:
         Args:
             demos: The demos.
             batch_size: Demos embedded and upserted per call.
+            vectors: Embeddings already computed with this store's embeddings, by demo id,
+                of the text this store embeds (`embed`); demos without one are embedded.
             show_progress: Show a progress bar.
 
         Returns:
             The ids of the given demos, in order (repeated ids once).
+
+        Raises:
+            ValueError: For a given vector whose size is not the collection's.
         """
         unique: dict[str, AlignmentDemo] = {}
         for demo in demos:
             unique.setdefault(demo.id, demo)
         items = list(unique.values())
+        given = vectors or {}
+        for demo_id in unique.keys() & given.keys():
+            if len(given[demo_id]) != self.vector_size:
+                msg = (
+                    f"the vector given for demo {demo_id} has size {len(given[demo_id])}; "
+                    f"collection {self.collection_name!r} holds vectors of size "
+                    f"{self.vector_size}"
+                )
+                raise ValueError(msg)
         bar = tqdm(total=len(items), desc="Indexing demos", unit="demo", disable=not show_progress)
         with bar:
             for start in range(0, len(items), batch_size):
                 batch = items[start : start + batch_size]
+                ready = [d for d in batch if d.id in given]
+                fresh = [d for d in batch if d.id not in given]
                 with self._lock:
-                    self.vectorstore.add_texts(
-                        [self._text_to_embed(d) for d in batch],
-                        metadatas=[self._payload_metadata(d) for d in batch],
-                        ids=[d.point_id for d in batch],
-                        batch_size=batch_size,
-                    )
+                    if ready:
+                        self.client.upsert(
+                            self.collection_name,
+                            points=[
+                                models.PointStruct(
+                                    id=d.point_id,
+                                    vector=[float(x) for x in given[d.id]],
+                                    payload={
+                                        _CONTENT_KEY: self._text_to_embed(d),
+                                        _METADATA_KEY: self._payload_metadata(d),
+                                    },
+                                )
+                                for d in ready
+                            ],
+                        )
+                    if fresh:
+                        self.vectorstore.add_texts(
+                            [self._text_to_embed(d) for d in fresh],
+                            metadatas=[self._payload_metadata(d) for d in fresh],
+                            ids=[d.point_id for d in fresh],
+                            batch_size=batch_size,
+                        )
                 bar.update(len(batch))
         return [d.id for d in items]
 

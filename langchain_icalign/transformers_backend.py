@@ -277,9 +277,7 @@ class TransformersBackend(GenerationBackend):
         raw = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         text, stopped = truncate_answer(raw, params.stop, params.answer_prefix, params.json_after)
         # An <eos> as the last allowed token still means the model ended the answer itself.
-        stopped = stopped or (
-            new_ids.shape[0] > 0 and int(new_ids[-1]) in self._eos_ids()
-        )
+        stopped = stopped or (new_ids.shape[0] > 0 and int(new_ids[-1]) in self._eos_ids())
         reason: FinishReason = "stop"
         if not stopped and new_ids.shape[0] >= params.max_new_tokens:
             reason = "length"

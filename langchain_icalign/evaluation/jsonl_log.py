@@ -83,6 +83,14 @@ class ResultLog:
         """Whether a result with this key is recorded."""
         return tuple(str(part) for part in key) in self._records
 
+    def get(self, key: Sequence[str]) -> dict[str, Any]:
+        """The recorded result with this key.
+
+        Raises:
+            KeyError: When no result has this key.
+        """
+        return self._records[tuple(str(part) for part in key)]
+
     def records(self) -> list[dict[str, Any]]:
         """Every recorded result (the last one per key), in first-seen order."""
         return list(self._records.values())

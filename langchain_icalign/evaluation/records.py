@@ -103,7 +103,8 @@ def load_pool(
 ) -> list[AlignmentDemo]:
     """Read a demo pool; records without a usable answer are left out.
 
-    The record's `id` becomes the demo id, so that reports can name the demos.
+    The record's `id` becomes the demo id, so that reports can name the demos; `turns`
+    (earlier `[user, assistant]` exchanges) and `metadata` are kept where present.
 
     Args:
         path: A JSONL file of prompt/response records.
@@ -117,9 +118,15 @@ def load_pool(
             continue
         try:
             demos.append(
-                AlignmentDemo(prompt=prompt, response=response, id=str(record.get("id") or ""))
+                AlignmentDemo(
+                    prompt=prompt,
+                    response=response,
+                    id=str(record.get("id") or ""),
+                    turns=[tuple(turn) for turn in record.get("turns") or []],
+                    metadata=record.get("metadata") or {},
+                )
             )
-        except ValidationError:  # blank prompt or answer
+        except (ValidationError, TypeError, ValueError):  # blank fields, malformed turns
             continue
     return demos
 
