@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from langchain_icalign.defaults import DEFAULT_SETTINGS
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data"
 RESULTS = HERE / "results" / "quality.json"
@@ -84,7 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-new-tokens", type=int, default=128, help="longest generated answer (0: none)"
     )
-    parser.add_argument("--demo-tokens", type=int, default=1000, help="demo budget (Han's rule)")
+    parser.add_argument(
+        "--demo-tokens",
+        type=int,
+        default=DEFAULT_SETTINGS.demo_tokens,
+        help="demo budget (Han's rule; default: as ChatICAlign.from_defaults)",
+    )
     parser.add_argument(
         "--max-reference-tokens", type=int, default=256, help="reference tokens scored"
     )
@@ -114,6 +121,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only rewrite the README's quality tables from the --out JSON",
     )
     return parser.parse_args(argv)
+
+
+POOL_FREE = ("zero_shot", "han_zero_shot", "constant")  # prompts that use no pool demo
+
+
+def reuse_pool_free(run_dir: Path, log: Any, config: dict[str, Any], items: list[Any]) -> int:
+    """Copy results of pool-free conditions from run files that differ only in the pool.
+
+    Zero-shot prompts (and the constant set) do not depend on the pool, so a run on
+    another pool with otherwise equal settings has already scored them.
+    """
+
+    def without_pool(c: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in c.items() if k not in ("pool", "pool_version", "near_threshold")}
+
+    wanted = {item.id for item in items}
+    copied = 0
+    for path in sorted(run_dir.glob("nll-*.jsonl")):
+        if path == log.path:
+            continue
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except json.JSONDecodeError:
+            continue
+        if without_pool(header.get("config") or {}) != without_pool(config):
+            continue
+        for line in lines[1:]:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            key = (record.get("item_id"), record.get("condition"))
+            if key[1] in POOL_FREE and key[0] in wanted and not log.done(key):
+                log.append(record)
+                copied += 1
+    return copied
 
 
 def digest(config: dict[str, Any]) -> str:
@@ -240,7 +284,13 @@ def render_settings(result: dict[str, Any]) -> str:
         f"and {dec['removed_near']} near duplicates of LIMA test prompts removed, cosine >= "
         f"{s['near_threshold']}); demo budget {s['demo_tokens']} tokens by Han's rule (max_k "
         f"{s['max_k']}, demos over {s['max_demo_tokens']} tokens skipped, most relevant last); "
-        f"{len(result['eval_items'])} LIMA test prompts (a seeded subset, seed {s['seed']})."
+        f"{len(result['eval_items'])} LIMA test prompts ("
+        + (
+            f"the {s['split']} half of benchmarks/splits/lima_test_split.json"
+            if s.get("split")
+            else f"a seeded subset, seed {s['seed']}"
+        )
+        + ")."
     )
 
 
@@ -479,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tic = time.perf_counter()
     nll_log = ResultLog(nll_path, NLL_KEY, config=nll_config)
+    copied = reuse_pool_free(run_dir, nll_log, nll_config, items)
+    if copied:
+        print(f"reused {copied} pool-free results (zero-shot, constant) from runs on other pools")
     result["reused_from_run_files"] = {"nll": len(nll_log)}
     nll_records = run_reference_nll(
         {c: chats[c] for c in conditions},

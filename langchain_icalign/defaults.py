@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from langchain_icalign.chat_models import ChatICAlign
 
 __all__ = [
+    "DEFAULT_SETTINGS",
+    "DefaultSettings",
     "DemoMode",
     "build_chat_model",
     "default_embeddings",
@@ -44,6 +47,43 @@ DemoMode = Literal["retrieved", "constant", "hybrid", "none"]
 """Where demos come from: retrieval, the constant URIAL-style set, both, or none."""
 
 BUILTIN_COLLECTION_PREFIX = "builtin_"
+
+
+@dataclass(frozen=True)
+class DefaultSettings:
+    """The settings `from_defaults` and `from_model_id` use unless told otherwise.
+
+    Chosen by measurement on the dev half of the LIMA test prompts with the default model
+    and the built-in pool (`benchmarks/README.md`, "Choosing the defaults").
+
+    Attributes:
+        prompt_format: The prompt format.
+        demo_tokens: The demo budget (the selector's `max_tokens`); Han (2023) used 3000.
+        max_demo_tokens: Demos longer than this are skipped.
+        max_k: Candidates retrieved per query.
+        dedup_threshold: Word-overlap at which a candidate duplicates a better one.
+        repetition_penalty: Penalty on repeated tokens while generating (None: off).
+    """
+
+    prompt_format: str = "han"
+    demo_tokens: int = 1000
+    max_demo_tokens: int = 500
+    max_k: int = 20
+    dedup_threshold: float | None = 0.9
+    repetition_penalty: float | None = None
+
+    def selector_kwargs(self) -> dict[str, Any]:
+        """These settings as `AlignmentExampleSelector` arguments."""
+        return {
+            "max_tokens": self.demo_tokens,
+            "max_demo_tokens": self.max_demo_tokens,
+            "max_k": self.max_k,
+            "dedup_threshold": self.dedup_threshold,
+        }
+
+
+DEFAULT_SETTINGS = DefaultSettings()
+"""The measured defaults (see `DefaultSettings`)."""
 
 
 def default_embeddings() -> Embeddings:
@@ -178,7 +218,8 @@ def build_chat_model(
     from langchain_icalign.chat_models import ChatICAlign
     from langchain_icalign.selector import AlignmentExampleSelector
 
-    prompt_format = chat_kwargs.get("prompt_format", "han")
+    prompt_format = chat_kwargs.setdefault("prompt_format", DEFAULT_SETTINGS.prompt_format)
+    chat_kwargs.setdefault("repetition_penalty", DEFAULT_SETTINGS.repetition_penalty)
     format_name = prompt_format if isinstance(prompt_format, str) else prompt_format.name
     mode: DemoMode = demo_mode or ("constant" if format_name == "urial" else "retrieved")
     if mode not in ("retrieved", "constant", "hybrid", "none"):
@@ -195,7 +236,7 @@ def build_chat_model(
             store=store,
             token_counter=tokenizer,
             prompt_format=prompt_format,
-            **(selector_kwargs or {}),
+            **{**DEFAULT_SETTINGS.selector_kwargs(), **(selector_kwargs or {})},
         )
     if mode in ("constant", "hybrid"):
         system, constant = urial_set()

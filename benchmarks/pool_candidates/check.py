@@ -32,7 +32,11 @@ def main() -> None:
                 if not isinstance(record["response"], str) or not record["response"].strip():
                     sys.exit(f"{path}:{number}: empty response")
                 for turn in record["turns"]:
-                    if not (isinstance(turn, list) and len(turn) == 2 and all(isinstance(t, str) and t.strip() for t in turn)):
+                    if not (
+                        isinstance(turn, list)
+                        and len(turn) == 2
+                        and all(isinstance(t, str) and t.strip() for t in turn)
+                    ):
                         sys.exit(f"{path}:{number}: each turn must be [user, assistant] strings")
                 if not record["metadata"].get("category"):
                     sys.exit(f"{path}:{number}: metadata.category missing")
@@ -43,11 +47,19 @@ def main() -> None:
         prompts = Counter(r["prompt"].strip().lower() for r in records)
         print(f"{path}: {len(single)} single-turn, {len(multi)} multi-turn")
         if records:
-            print(f"  response words: median {statistics.median(words):.0f}, min {min(words)}, max {max(words)}")
-            print(f"  with a list: {sum(bool(LIST_ITEM.search(r['response'])) for r in records) / len(records):.0%}"
-                  f"  bold: {sum('**' in r['response'] for r in records) / len(records):.0%}"
-                  f"  headings: {sum(bool(HEADING.search(r['response'])) for r in records) / len(records):.0%}")
-            print("  categories:", dict(Counter(r["metadata"]["category"] for r in records).most_common()))
+            print(
+                f"  response words: median {statistics.median(words):.0f}, "
+                f"min {min(words)}, max {max(words)}"
+            )
+            n = len(records)
+            lists = sum(bool(LIST_ITEM.search(r["response"])) for r in records) / n
+            bold = sum("**" in r["response"] for r in records) / n
+            headings = sum(bool(HEADING.search(r["response"])) for r in records) / n
+            print(f"  with a list: {lists:.0%}  bold: {bold:.0%}  headings: {headings:.0%}")
+            print(
+                "  categories:",
+                dict(Counter(r["metadata"]["category"] for r in records).most_common()),
+            )
             dupes = [p for p, n in prompts.items() if n > 1]
             if dupes:
                 print("  DUPLICATE PROMPTS:", dupes[:5])
