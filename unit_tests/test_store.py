@@ -187,3 +187,25 @@ def test_default_embeddings_folder_is_recorded_by_its_model_name(tmp_path):
 
     assert embedding_model_name(LocalFolder()) == "sentence-transformers/all-MiniLM-L6-v2"  # type: ignore[arg-type]
     assert embedding_model_name(OtherFolder()) == tmp_path.name  # type: ignore[arg-type]
+
+
+def test_given_vectors_are_stored_as_is_and_the_rest_embedded(embeddings, demos):
+    given = {demos[0].id: embeddings.embed_query("completely different words here")}
+    with DemoStore(embeddings, location=":memory:") as store:
+        calls = embeddings.calls
+        store.add_demos(demos, vectors=given)
+        assert store.count() == len(demos)
+        assert embeddings.calls == calls + 1  # one batch for the demos without a vector
+        found = store.search("completely different words here", 1)
+        assert found[0][0].id == demos[0].id
+        assert found[0][0].metadata == demos[0].metadata
+        assert found[0][1] > 0.99
+        # The demo is found by its given vector, not by its own prompt.
+        assert store.search(demos[0].prompt, 1)[0][0].id != demos[0].id
+
+
+def test_given_vectors_of_the_wrong_size_are_refused(embeddings, demos):
+    with DemoStore(embeddings, location=":memory:") as store:
+        with pytest.raises(ValueError, match="size 3"):
+            store.add_demos(demos, vectors={demos[0].id: [0.1, 0.2, 0.3]})
+        assert store.count() == 0
