@@ -5,7 +5,6 @@ The bounds are the house style of docs/pool_style.md, measured (benchmarks/pool_
 
 import collections
 import json
-import re
 from importlib import resources
 from pathlib import Path
 
