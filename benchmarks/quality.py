@@ -462,8 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         "pool": pool_name,
         "pool_version": pool_version,
         "demo_tokens": args.demo_tokens,
-        "max_demo_tokens": 500,
-        "max_k": 20,
+        "max_demo_tokens": DEFAULT_SETTINGS.max_demo_tokens,
+        "max_k": DEFAULT_SETTINGS.max_k,
         "near_threshold": args.near_threshold,
         "eval_file": file_digest(chatgpt),
         "random_seed": args.seed,
@@ -523,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         random_seed=args.seed,
         temperature=args.temperature,
         max_new_tokens=max(args.max_new_tokens, 1),
+        repetition_penalty=DEFAULT_SETTINGS.repetition_penalty,
     )
     result["external_styles"] = external_styles(data, ids, 650)
     write(result, args.out)

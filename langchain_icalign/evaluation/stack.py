@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseLLM
@@ -64,9 +64,10 @@ def build_eval_stack(
     eval_prompts: Sequence[str] | None = None,
     near_threshold: float = 0.9,
     embeddings: Embeddings | None = None,
-    demo_tokens: int = 3000,
-    max_demo_tokens: int = 500,
-    max_k: int = 20,
+    demo_tokens: int | None = None,
+    max_demo_tokens: int | None = None,
+    max_k: int | None = None,
+    dedup_threshold: float | Literal["default"] | None = "default",
     device_map: str | dict[str, Any] | None = None,
     dtype: Any = None,
     show_progress: bool = True,
@@ -83,15 +84,23 @@ def build_eval_stack(
             duplicates); None skips decontamination.
         near_threshold: Embedding cosine at or above which a demo is a near duplicate.
         embeddings: Embeddings for the store and near duplicates; all-MiniLM-L6-v2 when None.
-        demo_tokens: The demo budget of Han's rule (`max_tokens` of the selector).
-        max_demo_tokens: Demos longer than this are skipped.
-        max_k: Candidates retrieved per query.
+        demo_tokens: The demo budget of Han's rule (`max_tokens` of the selector);
+            `DEFAULT_SETTINGS.demo_tokens` when None, as `from_defaults` uses it.
+        max_demo_tokens: Demos longer than this are skipped (default as `from_defaults`).
+        max_k: Candidates retrieved per query (default as `from_defaults`).
+        dedup_threshold: The selector's near-duplicate threshold (default as
+            `from_defaults`; None turns it off).
         device_map: Device placement of the model.
         dtype: Weight dtype (float32 on CPU by default).
         show_progress: Show progress while indexing.
     """
     from langchain_icalign.builtin_demos import builtin_pool
-    from langchain_icalign.defaults import default_embeddings, load_base_model, pipeline_llm
+    from langchain_icalign.defaults import (
+        DEFAULT_SETTINGS,
+        default_embeddings,
+        load_base_model,
+        pipeline_llm,
+    )
 
     embeddings = embeddings or default_embeddings()
     demos = list(builtin_pool() if pool is None else pool)
@@ -107,9 +116,14 @@ def build_eval_stack(
     selector = AlignmentExampleSelector(
         store=store,
         token_counter=tokenizer,
-        max_k=max_k,
-        max_tokens=demo_tokens,
-        max_demo_tokens=max_demo_tokens,
+        max_k=DEFAULT_SETTINGS.max_k if max_k is None else max_k,
+        max_tokens=DEFAULT_SETTINGS.demo_tokens if demo_tokens is None else demo_tokens,
+        max_demo_tokens=(
+            DEFAULT_SETTINGS.max_demo_tokens if max_demo_tokens is None else max_demo_tokens
+        ),
+        dedup_threshold=(
+            DEFAULT_SETTINGS.dedup_threshold if dedup_threshold == "default" else dedup_threshold
+        ),
     )
     return EvalStack(
         model=lm,
