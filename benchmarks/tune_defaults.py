@@ -33,19 +33,20 @@ DATA = HERE.parents[1] / "shared" / "data"
 SPLIT = HERE / "splits" / "lima_test_split.json"
 RESULTS = HERE / "results" / "defaults.json"
 
-# name: (format, budget, max_k, dedup, system+constant set)
-NLL_VARIANTS: dict[str, tuple[str, int, int, float | None, str]] = {
-    "zero_shot": ("zero_shot", 0, 20, 0.9, "none"),
-    "han_zero_shot": ("han", 0, 20, 0.9, "none"),
-    "han_500": ("han", 500, 20, 0.9, "none"),
-    "han_1000": ("han", 1000, 20, 0.9, "none"),
-    "han_2000": ("han", 2000, 20, 0.9, "none"),
-    "han_1000_k5": ("han", 1000, 5, 0.9, "none"),
-    "han_1000_k40": ("han", 1000, 40, 0.9, "none"),
-    "han_1000_nodedup": ("han", 1000, 20, None, "none"),
-    "han_1000_dedup07": ("han", 1000, 20, 0.7, "none"),
-    "urial_1000": ("urial", 1000, 20, 0.9, "header"),
-    "hybrid_1000": ("han", 1000, 20, 0.9, "header+constant"),
+# name: (format, budget, max_k, dedup, system+constant set, max_demo_tokens)
+NLL_VARIANTS: dict[str, tuple[str, int, int, float | None, str, int]] = {
+    "zero_shot": ("zero_shot", 0, 20, 0.9, "none", 500),
+    "han_zero_shot": ("han", 0, 20, 0.9, "none", 500),
+    "han_500": ("han", 500, 20, 0.9, "none", 500),
+    "han_1000": ("han", 1000, 20, 0.9, "none", 500),
+    "han_2000": ("han", 2000, 20, 0.9, "none", 500),
+    "han_1000_k5": ("han", 1000, 5, 0.9, "none", 500),
+    "han_1000_k40": ("han", 1000, 40, 0.9, "none", 500),
+    "han_1000_nodedup": ("han", 1000, 20, None, "none", 500),
+    "han_1000_dedup07": ("han", 1000, 20, 0.7, "none", 500),
+    "urial_1000": ("urial", 1000, 20, 0.9, "header", 500),
+    "hybrid_1000": ("han", 1000, 20, 0.9, "header+constant", 500),
+    "han_1000_cap800": ("han", 1000, 20, 0.9, "none", 800),
 }
 PENALTIES = (None, 1.1, 1.3)
 _WORDS = re.compile(r"\w+")
@@ -113,7 +114,7 @@ def main() -> int:
     system, constant = urial_set()
 
     def chat_for(name: str, **extra: Any) -> ChatICAlign:
-        fmt, budget, max_k, dedup, extras = NLL_VARIANTS[name]
+        fmt, budget, max_k, dedup, extras, cap = NLL_VARIANTS[name]
         if fmt == "zero_shot":
             return ChatICAlign(llm=stack.llm, prompt_format=ZeroShotFormat(), **extra)
         selector = None
@@ -123,6 +124,7 @@ def main() -> int:
                 token_counter=stack.tokenizer,
                 max_tokens=budget,
                 max_k=max_k,
+                max_demo_tokens=cap,
                 dedup_threshold=dedup,
                 prompt_format=fmt,
             )
