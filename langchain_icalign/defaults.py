@@ -38,6 +38,7 @@ __all__ = [
     "build_chat_model",
     "default_embeddings",
     "default_store",
+    "load_base_model",
     "pipeline_llm",
 ]
 
