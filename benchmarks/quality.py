@@ -87,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-new-tokens", type=int, default=128, help="longest generated answer (0: none)"
     )
     parser.add_argument(
+        "--generate-limit",
+        type=int,
+        help="answer only a seeded subset of this many of the prompts (default: all)",
+    )
+    parser.add_argument(
         "--demo-tokens",
         type=int,
         default=DEFAULT_SETTINGS.demo_tokens,
@@ -491,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_reference_tokens": args.max_reference_tokens,
             "limit": args.limit,
             "split": args.split,
+            "generate_limit": args.generate_limit,
             "conditions": conditions,
             "generate": generate,
             "threads": args.threads,
@@ -558,9 +564,11 @@ def main(argv: list[str] | None = None) -> int:
         tic = time.perf_counter()
         gen_log = ResultLog(gen_path, GENERATION_KEY, config=gen_config)
         result["reused_from_run_files"]["generation"] = len(gen_log)
+        gen_items = sample_items(items, args.generate_limit, args.seed)
+        result["generated_items"] = [item.id for item in gen_items]
         gen_records = run_generations(
             {c: chats[c] for c in generate},
-            items,
+            gen_items,
             gen_log,
             max_new_tokens=args.max_new_tokens,
             seed=args.seed,
