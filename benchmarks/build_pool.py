@@ -171,11 +171,22 @@ def curate(args: argparse.Namespace) -> None:
     from langchain_icalign.curation.cli import write_pool
     from langchain_icalign.defaults import DEFAULT_SETTINGS, default_embeddings, load_base_model
     from langchain_icalign.evaluation import ResultLog
+    from langchain_icalign.formats import get_prompt_format
     from langchain_icalign.loaders import load_demos
 
     pool = load_demos(cache_dir() / "clean.jsonl", format="prompt_response").demos
     items = dev_items()
     model, tokenizer, name = load_base_model(None, show_progress=False)
+    # A demo over the default cap is never selected under the defaults: leave it out.
+    fmt = get_prompt_format(DEFAULT_SETTINGS.prompt_format)
+    cap = DEFAULT_SETTINGS.max_demo_tokens
+    cost = {
+        d.id: len(tokenizer.encode(fmt.render_demo(d) + fmt.separator, add_special_tokens=False))
+        for d in pool
+    }
+    over_cap = [d for d in pool if cost[d.id] > cap]
+    pool = [d for d in pool if cost[d.id] <= cap]
+    print(f"{len(over_cap)} demos over the {cap}-token cap left out; {len(pool)} to curate")
     settings = {
         "model": name,
         "format": DEFAULT_SETTINGS.prompt_format,
@@ -212,6 +223,7 @@ def curate(args: argparse.Namespace) -> None:
     write_json(RESULTS / "curation.json", summary)
     build = read_report()
     build["curate"] = {
+        "over_default_cap": len(over_cap),
         "given": len(pool),
         "kept": len(report.kept),
         "kept_single_turn": sum(not d.turns for d in report.kept),

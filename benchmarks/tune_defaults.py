@@ -47,6 +47,8 @@ NLL_VARIANTS: dict[str, tuple[str, int, int, float | None, str, int]] = {
     "urial_1000": ("urial", 1000, 20, 0.9, "header", 500),
     "hybrid_1000": ("han", 1000, 20, 0.9, "header+constant", 500),
     "han_1000_cap800": ("han", 1000, 20, 0.9, "none", 800),
+    "qa_1000": ("zero_shot", 1000, 20, 0.9, "none", 500),
+    "qa_500": ("zero_shot", 500, 20, 0.9, "none", 500),
 }
 PENALTIES = (None, 1.1, 1.3)
 _WORDS = re.compile(r"\w+")
@@ -115,8 +117,10 @@ def main() -> int:
 
     def chat_for(name: str, **extra: Any) -> ChatICAlign:
         fmt, budget, max_k, dedup, extras, cap = NLL_VARIANTS[name]
-        if fmt == "zero_shot":
+        if fmt == "zero_shot" and not budget:
             return ChatICAlign(llm=stack.llm, prompt_format=ZeroShotFormat(), **extra)
+        if fmt == "zero_shot":
+            fmt = ZeroShotFormat()
         selector = None
         if budget:
             selector = AlignmentExampleSelector(

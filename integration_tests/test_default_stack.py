@@ -126,10 +126,16 @@ def test_multi_turn_conversation_renders_history(default_chat):
 
 def test_builtin_pool_token_lengths_with_the_model_tokenizer(default_chat):
     tokenizer = default_chat.backend.tokenizer
-    lengths = sorted(
-        len(tokenizer.encode(d.response, add_special_tokens=False)) for d in builtin_pool()
-    )
+    selector = default_chat.selector
+    lengths = sorted(selector.demo_tokens(d) for d in builtin_pool())
     median = lengths[len(lengths) // 2]
-    assert lengths[0] >= 80
-    assert 150 <= median <= 400
-    assert lengths[-1] <= 500  # no built-in demo is skipped by the 500-token cap
+    assert lengths[0] >= 20
+    assert 200 <= median <= 500
+    # Every built-in demo fits the default cap, so none is dead weight under the defaults.
+    assert lengths[-1] <= selector.max_demo_tokens
+    assert selector.demo_tokens(builtin_pool()[0]) == len(
+        tokenizer.encode(
+            selector.format.render_demo(builtin_pool()[0]) + selector.format.separator,
+            add_special_tokens=False,
+        )
+    )

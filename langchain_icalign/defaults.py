@@ -68,7 +68,7 @@ class DefaultSettings:
 
     prompt_format: str = "han"
     demo_tokens: int = 1000
-    max_demo_tokens: int = 500
+    max_demo_tokens: int = 800
     max_k: int = 20
     dedup_threshold: float | None = 0.9
     repetition_penalty: float | None = None
