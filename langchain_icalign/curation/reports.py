@@ -15,7 +15,7 @@ from langchain_icalign.store import DemoStore
 
 __all__ = ["Coverage", "PoolStyle", "answers_style", "coverage", "pool_style"]
 
-_BOLD = re.compile(r"\*\*\S|__\S")
+_BOLD = re.compile(r"\*\*(?=\S)[^*\n]+?(?<=\S)\*\*")
 _HEADING = re.compile(r"(?m)^#{1,6} \S")
 _CODE = re.compile(r"(?m)^```")
 
