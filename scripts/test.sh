@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff check langchain_icalign unit_tests integration_tests examples benchmarks
+.venv/bin/ruff format --check langchain_icalign unit_tests integration_tests examples benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest unit_tests integration_tests -p no:cacheprovider "$@"

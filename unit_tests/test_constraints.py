@@ -11,7 +11,9 @@ OPTIONS = ('magic_function", "arguments": {"input": ', 'get_weather", "arguments
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_random_model_is_kept_on_one_of_the_options(tiny_lm, byte_tokenizer, seed):
     backend = TransformersBackend(tiny_lm, byte_tokenizer)
-    params = GenerationParams(max_new_tokens=45, temperature=1.0, seed=seed, starts_with_one_of=OPTIONS)
+    params = GenerationParams(
+        max_new_tokens=45, temperature=1.0, seed=seed, starts_with_one_of=OPTIONS
+    )
     text = backend.generate("pick a tool: ", params).text
     assert any(text.startswith(option) for option in OPTIONS), text
 
@@ -40,7 +42,9 @@ def test_chat_model_forces_a_bound_tool_name(tiny_lm, byte_tokenizer):
         """Second tool."""
         return y
 
-    llm = HuggingFacePipeline(pipeline=pipeline("text-generation", model=tiny_lm, tokenizer=byte_tokenizer))
+    llm = HuggingFacePipeline(
+        pipeline=pipeline("text-generation", model=tiny_lm, tokenizer=byte_tokenizer)
+    )
     chat = ChatICAlign(llm=llm, temperature=1.0, seed=0, max_new_tokens=40)
     message = chat.bind_tools([alpha, beta], tool_choice="any").invoke("call something")
     calls = message.tool_calls + message.invalid_tool_calls

@@ -70,7 +70,9 @@ def test_each_step_is_constrained_to_its_type():
 
 
 def test_the_token_budget_is_shared_out_and_never_exceeded():
-    target = GuidedObject(fields=(("a", {"type": "string"}), ("b", {"type": "string"})), closing="}")
+    target = GuidedObject(
+        fields=(("a", {"type": "string"}), ("b", {"type": "string"})), closing="}"
+    )
     steps = ScriptedSteps('x"', 'y"', tokens=5)
     result = generate_guided(steps, "P", GenerationParams(max_new_tokens=12), target)
     assert [p.max_new_tokens for _, p in steps.calls] == [6, 7]
@@ -79,7 +81,7 @@ def test_the_token_budget_is_shared_out_and_never_exceeded():
 
 def test_a_cut_string_is_still_closed_and_reported_as_length():
     target = GuidedObject(fields=(("a", {"type": "string"}),), closing="}}")
-    steps = ScriptedSteps('say hi\\', reason="length")
+    steps = ScriptedSteps("say hi\\", reason="length")
     result = generate_guided(steps, "P", GenerationParams(max_new_tokens=4), target)
     assert json.loads('{"a": "' + result.text[:-1]) == {"a": "say hi"}
     assert result.finish_reason == "length"
@@ -99,7 +101,9 @@ def test_a_number_that_is_not_one_is_left_for_the_checker_to_reject():
 
 
 def test_timeout_stops_at_once():
-    target = GuidedObject(fields=(("a", {"type": "string"}), ("b", {"type": "string"})), closing="}")
+    target = GuidedObject(
+        fields=(("a", {"type": "string"}), ("b", {"type": "string"})), closing="}"
+    )
     steps = ScriptedSteps('x"', 'y"', reason="timeout")
     result = generate_guided(steps, "P", GenerationParams(), target)
     assert len(steps.calls) == 1
@@ -129,7 +133,10 @@ def test_the_steps_of_one_answer_share_one_timeout():
         time.sleep(0.05)
         return Generation('x"', 1, 1, "stop")
 
-    schema = {"properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a", "b"]}
+    schema = {
+        "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+        "required": ["a", "b"],
+    }
     mode = RequestMode(json_mode=True, json_schema=schema)
     result = mode.generate(slow, "P", GenerationParams(timeout=0.08))
     assert seen[0] is not None

@@ -76,15 +76,25 @@ def test_parse_edge_cases():
     assert cut.tool_calls[0]["args"] == {"a": 1, "b": 2}  # closed what was cut off
     unknown = parse_answer('<tool_call>{"name": "fly", "arguments": {}}</tool_call>', tools)
     assert "unknown tool" in unknown.invalid_tool_calls[0]["error"]
-    wrong = parse_answer('<tool_call>{"name": "add", "arguments": {"a": "x", "b": 2}}</tool_call>', tools)
-    assert "must be ['integer']" in wrong.invalid_tool_calls[0]["error"] or "integer" in wrong.invalid_tool_calls[0]["error"]
-    extra = parse_answer('<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2, "c": 3}}</tool_call>', tools)
+    wrong = parse_answer(
+        '<tool_call>{"name": "add", "arguments": {"a": "x", "b": 2}}</tool_call>', tools
+    )
+    assert (
+        "must be ['integer']" in wrong.invalid_tool_calls[0]["error"]
+        or "integer" in wrong.invalid_tool_calls[0]["error"]
+    )
+    extra = parse_answer(
+        '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2, "c": 3}}</tool_call>', tools
+    )
     assert extra.tool_calls[0]["args"] == {"a": 1, "b": 2}  # undeclared arguments dropped
     missing = parse_answer('<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>', tools)
     assert "missing required" in missing.invalid_tool_calls[0]["error"]
     garbage = parse_answer("<tool_call>not json at all</tool_call>", tools)
     assert garbage.invalid_tool_calls[0]["error"] == "not a JSON tool call"
-    two = parse_answer(render_tool_call("add", {"a": 1, "b": 2}) + render_tool_call("get_weather", {"city": "x"}), tools)
+    two = parse_answer(
+        render_tool_call("add", {"a": 1, "b": 2}) + render_tool_call("get_weather", {"city": "x"}),
+        tools,
+    )
     assert [c["name"] for c in two.tool_calls] == ["add", "get_weather"]
 
 
@@ -129,22 +139,34 @@ def test_full_tool_loop_with_a_scripted_llm():
     question = HumanMessage("What's the weather in Paris?")
     first = bound.invoke([question])
     assert first.tool_calls == [
-        {"name": "get_weather", "args": {"city": "Paris"}, "id": first.tool_calls[0]["id"], "type": "tool_call"}
+        {
+            "name": "get_weather",
+            "args": {"city": "Paris"},
+            "id": first.tool_calls[0]["id"],
+            "type": "tool_call",
+        }
     ]
     assert first.response_metadata["finish_reason"] == "tool_calls"
     assert "</tool_call>" in llm.stops[-1]
     prompt = llm.prompts[-1]
-    assert "- get_weather(city: string, unit: string (optional)): Current weather for a city." in prompt
+    assert (
+        "- get_weather(city: string, unit: string (optional)): Current weather for a city."
+        in prompt
+    )
     assert '"name": "calculator"' in prompt  # the built-in tool-call demos
-    result = ToolMessage(get_weather.invoke({"city": "Paris"}), tool_call_id=first.tool_calls[0]["id"])
+    result = ToolMessage(
+        get_weather.invoke({"city": "Paris"}), tool_call_id=first.tool_calls[0]["id"]
+    )
     final = bound.invoke([question, first, result])
     assert final.content == "It is sunny in Paris today."
     assert final.tool_calls == []
     prompt = llm.prompts[-1]
-    assert prompt.index('<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>') < prompt.index(
-        "Tool result from get_weather: sunny in Paris"
+    assert prompt.index(
+        '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+    ) < prompt.index("Tool result from get_weather: sunny in Paris")
+    assert prompt.endswith(
+        "Question: Tool result from get_weather: sunny in Paris\n\nHere\u2019s an example answer:"
     )
-    assert prompt.endswith("Question: Tool result from get_weather: sunny in Paris\n\nHere\u2019s an example answer:")
 
 
 def test_forced_tool_choice_fills_each_required_argument_in_turn():
@@ -217,7 +239,13 @@ def test_structured_output_json_mode_typed_dict_and_json_schema():
     assert "Its keys: title: string, year: integer." in llm.prompts[-1]
     assert llm.prompts[0].endswith('answer: {"title": "')
     assert llm.prompts[1].endswith('answer: {"title": "Alien", "year": ')
-    schema = {"title": "movie", "description": "A movie", "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    schema = {
+        "title": "movie",
+        "description": "A movie",
+        "type": "object",
+        "properties": {"title": {"type": "string"}},
+        "required": ["title"],
+    }
     chat2, _ = _chat(['Heat"}}</tool_call>'])
     assert chat2.with_structured_output(schema).invoke("x") == {"title": "Heat"}
 
@@ -269,7 +297,9 @@ def test_anthropic_style_tool_use_blocks_in_history_are_rendered_from_tool_calls
         ToolMessage("3", tool_call_id="t1"),
     ]
     chat.bind_tools([add]).invoke(history)
-    assert '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>' in llm.prompts[-1]
+    assert (
+        '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>' in llm.prompts[-1]
+    )
     assert "Tool result from add: 3" in llm.prompts[-1]
 
 
@@ -279,7 +309,9 @@ def test_auto_call_of_an_unknown_tool_is_redone_with_the_name_constrained():
         max_tokens=64,
     )
     message = chat.bind_tools([get_weather]).invoke("weather in Oslo?")
-    assert llm.prompts[1].endswith('Let me check. <tool_call>{"name": "get_weather", "arguments": {"city": "')
+    assert llm.prompts[1].endswith(
+        'Let me check. <tool_call>{"name": "get_weather", "arguments": {"city": "'
+    )
     assert message.content == "Let me check."
     assert message.tool_calls[0]["name"] == "get_weather"
     assert message.tool_calls[0]["args"] == {"city": "Oslo"}
@@ -304,7 +336,9 @@ def test_tool_demos_of_the_current_step_sit_nearest_the_query():
     asking = mode.demos(demos, [HumanMessage("What's the weather like in Paris right now?")])
     assert asking[-1].metadata["category"] == "tool_call"
     assert "weather" in asking[-1].prompt
-    call = AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}])
+    call = AIMessage(
+        "", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}]
+    )
     result = ToolMessage("light rain, 11 °C", tool_call_id="c1", name="get_weather")
     answering = mode.demos(demos, [HumanMessage("Weather in Paris?"), call, result])
     assert answering[-1].metadata["category"] == "tool_result"

@@ -119,7 +119,9 @@ def test_chat_model_uses_pipeline_model_directly(tiny_lm, byte_tokenizer, monkey
 
 
 def test_generation_stops_where_the_forced_json_object_closes(tiny_lm, byte_tokenizer):
-    scripted = ScriptedLogits(byte_tokenizer, '"a": 1, "b": {"c": "}"}} trailing words that never come')
+    scripted = ScriptedLogits(
+        byte_tokenizer, '"a": 1, "b": {"c": "}"}} trailing words that never come'
+    )
     backend = TransformersBackend(tiny_lm, byte_tokenizer, logits_processors=[scripted])
     params = GenerationParams(max_new_tokens=200, answer_prefix="{", json_after="")
     result = backend.generate("x", params)
