@@ -124,7 +124,6 @@ def default_store(
     model = hashlib.sha256(embedding_model_name(embeddings).encode()).hexdigest()[:8]
     name = f"{BUILTIN_COLLECTION_PREFIX}{builtin_pool_version()}-{model}"
     pool = builtin_pool()
-    vectors = builtin_vectors(embedding_model_name(embeddings))
     try:
         store = DemoStore(embeddings, path=folder, collection_name=name)
         # Closed before interpreter teardown: Qdrant's local client otherwise closes in
@@ -138,7 +137,11 @@ def default_store(
             folder,
         )
         store = DemoStore(embeddings, location=":memory:", collection_name=name)
-        store.add_demos(pool, vectors=vectors, show_progress=show_progress)
+        store.add_demos(
+            pool,
+            vectors=builtin_vectors(embedding_model_name(embeddings)),
+            show_progress=show_progress,
+        )
         return store
     for collection in store.client.get_collections().collections:
         if collection.name.startswith(BUILTIN_COLLECTION_PREFIX) and collection.name != name:
@@ -146,7 +149,11 @@ def default_store(
             store.client.delete_collection(collection.name)
     if store.count() != len(pool):
         logger.info("indexing %d built-in demos into %s", len(pool), folder)
-        store.add_demos(pool, vectors=vectors, show_progress=show_progress)
+        store.add_demos(
+            pool,
+            vectors=builtin_vectors(embedding_model_name(embeddings)),
+            show_progress=show_progress,
+        )
     return store
 
 
