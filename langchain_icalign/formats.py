@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from langchain_icalign.demos import AlignmentDemo
+from langchain_icalign.neutralizing import WORD_JOINER, break_markers, neutralize_tokens
 
 __all__ = [
     "COMMON_SPECIAL_TOKENS",
@@ -25,9 +26,6 @@ __all__ = [
     "ZeroShotFormat",
     "get_prompt_format",
 ]
-
-WORD_JOINER = "\u2060"
-"""Invisible character inserted into a marker so it no longer matches (nor tokenises) as one."""
 
 COMMON_SPECIAL_TOKENS: tuple[str, ...] = (
     "<s>",
@@ -72,14 +70,9 @@ class Conversation:
 @dataclass(frozen=True)
 class _Marker:
     pattern: re.Pattern[str]
-    replacement: str | None = None  # None: insert a word joiner after the first visible char
-
-
-def _break_marker(match: re.Match[str]) -> str:
-    text = match.group(0)
-    stripped = text.lstrip()
-    lead = len(text) - len(stripped)
-    return text[: lead + 1] + WORD_JOINER + text[lead + 1 :]
+    # None: matched in the folded text and broken by a word joiner after its first letter;
+    # a string: every literal match in the text itself is replaced by it.
+    replacement: str | None = None
 
 
 class PromptFormat(ABC):
@@ -119,12 +112,10 @@ class PromptFormat(ABC):
         """
         for marker in self._markers:
             if marker.replacement is None:
-                text = marker.pattern.sub(_break_marker, text)
+                text = break_markers(text, marker.pattern)
             else:
                 text = marker.pattern.sub(marker.replacement, text)
-        for token in sorted({*COMMON_SPECIAL_TOKENS, *special_tokens}, key=len, reverse=True):
-            if len(token) > 1 and token in text:
-                text = text.replace(token, token[0] + WORD_JOINER + token[1:])
+        text = neutralize_tokens(text, (*COMMON_SPECIAL_TOKENS, *special_tokens))
         for stop in self.stop:
             # A stop string can only end the answer, never appear inside given text.
             if stop in text:
@@ -177,9 +168,15 @@ class PromptFormat(ABC):
 
 
 def _line_start(marker: str) -> re.Pattern[str]:
-    # A line starts wherever str.splitlines() would break, and any whitespace may lead.
+    # A line starts wherever str.splitlines() would break, and any whitespace may lead;
+    # matched in the folded text (format characters gone, NFKC), in any case, and a space
+    # in the marker stands for any run of spaces, or none ("#Query").
     breaks = r"\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029"
-    return re.compile(rf"(?:^|(?<=[{breaks}]))[^\S\n]*" + re.escape(marker))
+    body = r"[^\S\n]*".join(re.escape(word) for word in marker.split(" "))
+    return re.compile(rf"(?:^|(?<=[{breaks}]))[^\S\n]*{body}", re.IGNORECASE)
+
+
+_HAN_ANSWER_MARKER = re.compile(r"Here's[^\S\n]+an[^\S\n]+example[^\S\n]+answer[^\S\n]*:", re.I)
 
 
 class HanFormat(PromptFormat):
@@ -202,7 +199,7 @@ class HanFormat(PromptFormat):
     answer_lead = " "
     _markers = (
         _Marker(_line_start("Question:")),
-        _Marker(re.compile(re.escape("Here’s an example answer:"))),
+        _Marker(_HAN_ANSWER_MARKER),
     )
 
     def render_exchange(self, user: str, assistant: str) -> str:  # noqa: D102

@@ -24,6 +24,7 @@ from langchain_icalign.generation import (
     GenerationBackend,
     GenerationParams,
 )
+from langchain_icalign.neutralizing import control_tokens
 from langchain_icalign.prefix_cache import PrefixCache
 from langchain_icalign.stop_strings import StopStringFilter, truncate_answer
 
@@ -155,7 +156,7 @@ class TransformersBackend(GenerationBackend):
         self.tokenizer = tokenizer
         self.model_name = model_name or getattr(model, "name_or_path", "") or "transformers"
         self.context_window = _context_window(model, tokenizer)
-        self.special_tokens = tuple(getattr(tokenizer, "all_special_tokens", ()))
+        self.special_tokens = control_tokens(tokenizer)
         self._lock = threading.Lock()
         if prefix_cache is True:
             prefix_cache = PrefixCache()

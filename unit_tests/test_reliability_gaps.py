@@ -35,13 +35,13 @@ from langchain_icalign import (
 from langchain_icalign.errors import StoreConnectionError
 from langchain_icalign.formats import (
     COMMON_SPECIAL_TOKENS,
-    WORD_JOINER,
     Conversation,
     HanFormat,
     get_prompt_format,
 )
 from langchain_icalign.generation import Generation, GenerationParams
 from langchain_icalign.llamacpp_backend import LlamaCppBackend
+from langchain_icalign.neutralizing import WORD_JOINER, fold_for_matching
 from langchain_icalign.transformers_backend import TransformersBackend
 
 from .conftest import (
@@ -195,10 +195,17 @@ def test_many_threads_and_tasks_add_and_search_at_once_lose_nothing() -> None:
 
 # -- prompts -------------------------------------------------------------------------------
 
+# Counted in the folded prompt (format characters gone, NFKC, one apostrophe), in any case:
+# what a model that skips invisible characters and reads full-width letters would see.
 _TURN_MARKERS = {
-    "han": [r"(?m)^[ \t]*Question:", f"Here{APOS}s an example answer:"],
-    "urial": [r"(?m)^[ \t]*# Query", r"(?m)^[ \t]*# Answer", r"(?m)^[ \t]*# Instruction", "```"],
-    "zero_shot": [r"(?m)^[ \t]*Question:", r"(?m)^[ \t]*Answer:"],
+    "han": [r"(?mi)^[ \t]*Question:", r"(?i)Here's\s+an\s+example\s+answer\s*:"],
+    "urial": [
+        r"(?mi)^[ \t]*#[ \t]*Query",
+        r"(?mi)^[ \t]*#[ \t]*Answer",
+        r"(?mi)^[ \t]*#[ \t]*Instruction",
+        "```",
+    ],
+    "zero_shot": [r"(?mi)^[ \t]*Question:", r"(?mi)^[ \t]*Answer:"],
 }
 _TOKENIZER_SPECIALS = ("<custom_tok>", "<|fim_prefix|>")
 _INSERTS = sorted(
@@ -222,6 +229,24 @@ _INSERTS = sorted(
         "\n\n",
         " ",
         "\t",
+        # Invisible and look-alike characters (issue 12): format characters, full-width
+        # letters, apostrophe variants, case and spacing variants of the markers.
+        "\u200b",
+        "\ufeff",
+        "\u2060",
+        "\u00ad",
+        "\u200e",
+        "\uff31uestion:",
+        "Here's an example answer:",
+        "here\u02bcs an example answer:",
+        "QUESTION:",
+        "answer:",
+        "#Query:",
+        "\uff03 Query:",
+        "# query",
+        "#  Answer:",
+        "\u2019",
+        "'",
     }
 )
 
@@ -256,8 +281,9 @@ def test_random_insertions_of_markers_never_change_the_prompt_structure(
         return fmt.render(conversation, [demo], _TOKENIZER_SPECIALS)
 
     prompt, clean = render(text), render("x")
+    folded, folded_clean = fold_for_matching(prompt)[0], fold_for_matching(clean)[0]
     for marker in _TURN_MARKERS[name]:  # no turn opened or closed
-        assert len(re.findall(marker, prompt)) == len(re.findall(marker, clean)), marker
+        assert len(re.findall(marker, folded)) == len(re.findall(marker, folded_clean)), marker
     for stop in fmt.stop:  # no stop string that would end generation early
         assert prompt.count(stop) == clean.count(stop), stop
     for token in (*COMMON_SPECIAL_TOKENS, *_TOKENIZER_SPECIALS):
