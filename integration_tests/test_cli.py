@@ -106,6 +106,93 @@ def test_chat_interactive_keeps_history():
     assert done.stdout.count("assistant> ") == 2
 
 
+def test_interactive_chat_reports_an_error_and_goes_on():
+    too_long = "hello " * 40_000  # more tokens than the model's context window
+    done = icalign(
+        "chat",
+        "--format",
+        "urial",
+        "--max-new-tokens",
+        "8",
+        "--temperature",
+        "0",
+        stdin=f"Name a fruit.\n{too_long}\nAnother one?\n/exit\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("icalign: error:") == 1
+    assert done.stdout.count("assistant> ") == 3  # the failed turn, then one more answer
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "ok.jsonl").write_text('{"prompt": "a", "response": "b"}\n', encoding="utf-8")
+    nested = '{"prompt": ' + "[" * 100_000 + "]" * 100_000 + ', "response": "x"}\n'
+    (folder / "deep.jsonl").write_text(nested, encoding="utf-8")
+    (folder / "deep.json").write_text("[" + nested + "]", encoding="utf-8")
+    (folder / "a_file").write_text("not a store", encoding="utf-8")
+    return folder
+
+
+USER_ERRORS = {
+    "empty demos question": (["demos", ""], 2),
+    "blank chat question": (["chat", "   "], 2),
+    "huge max-new-tokens": (["chat", "hi", "--max-new-tokens", "100000"], 1),
+    "zero max-new-tokens": (["chat", "hi", "--max-new-tokens", "0"], 2),
+    "store is a file": (["demos", "hi", "--store", "{dir}/a_file"], 1),
+    "deep JSONL": (["index", "{dir}/deep.jsonl", "--store", "{dir}/s1"], 1),
+    "deep JSON array": (["index", "{dir}/deep.json", "--store", "{dir}/s2"], 1),
+    "a folder as demo file": (["index", "{dir}", "--store", "{dir}/s3"], 1),
+    "negative batch size": (["index", "{dir}/ok.jsonl", "--batch-size", "-1"], 2),
+    "zero batch size": (["index", "{dir}/ok.jsonl", "--batch-size", "0"], 2),
+    "zero limit": (["index", "{dir}/ok.jsonl", "--limit", "0"], 2),
+    "negative limit": (["index", "{dir}/ok.jsonl", "--limit", "-1"], 2),
+    "threshold above 1": (["index", "{dir}/ok.jsonl", "--dedup-threshold", "2"], 2),
+    "cache folder under a file": (["chat", "hi", "--home", "{dir}/a_file/home"], 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USER_ERRORS))
+def test_user_errors_are_one_line_and_a_nonzero_exit_never_a_traceback(case, bad_inputs):
+    args, code = USER_ERRORS[case]
+    args = [arg.format(dir=bad_inputs) for arg in args]
+    env = dict(ENV)
+    if "--home" in args:
+        at = args.index("--home")
+        env["ICALIGN_HOME"] = args[at + 1]
+        args = args[:at] + args[at + 2 :]
+    done = subprocess.run(
+        [sys.executable, "-m", "langchain_icalign.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, done.stderr
+    if "home" in case:
+        assert "ICALIGN_HOME" in errors[0]
+
+
+def test_deep_jsonl_lines_are_skipped_with_skip_invalid(bad_inputs):
+    done = icalign(
+        "index",
+        str(bad_inputs / "deep.jsonl"),
+        str(bad_inputs / "ok.jsonl"),
+        "--store",
+        str(bad_inputs / "s4"),
+        "--skip-invalid",
+        "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "nested too deeply" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 
 

@@ -9,6 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_icalign.cli_options import (
+    non_empty_text,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    unit_float,
+)
+
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
@@ -17,7 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+from langchain_icalign.errors import DemoStoreError, GenerationError
+
 _FORMATS = ("han", "urial")
+# What a user can cause: bad input or options, unreadable or unwritable files, a store or
+# a model that cannot be used. Each is one line on stderr, never a traceback.
+_USER_ERRORS = (ValueError, OSError, RecursionError, ImportError, DemoStoreError, GenerationError)
 _MODES = ("retrieved", "constant", "hybrid", "none")
 
 
@@ -34,11 +47,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="causal LM id or folder (default: Gemma-3-270m from its PyPI package)"
     )
-    parser.add_argument("--format", choices=_FORMATS, default="han", help="prompt format")
+    parser.add_argument("--format", choices=_FORMATS, help="prompt format (default: han)")
     parser.add_argument(
         "--demo-mode", choices=_MODES, help="demo source (default: retrieved; urial: constant)"
     )
-    parser.add_argument("--max-tokens", type=int, default=3000, help="demo token budget")
+    parser.add_argument(
+        "--max-tokens", type=positive_int, help="demo token budget (default: from_defaults')"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,10 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser(
         "chat", help="ask a question, or chat interactively when none is given"
     )
-    chat.add_argument("question", nargs="?", help="the question (omit for an interactive chat)")
+    chat.add_argument(
+        "question",
+        nargs="?",
+        type=non_empty_text,
+        help="the question (omit for an interactive chat)",
+    )
     _model_options(chat)
-    chat.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens")
-    chat.add_argument("--temperature", type=float, default=0.7, help="0 for greedy decoding")
+    chat.add_argument(
+        "--max-new-tokens", type=positive_int, default=256, help="longest answer in tokens"
+    )
+    chat.add_argument(
+        "--temperature", type=non_negative_float, default=0.7, help="0 for greedy decoding"
+    )
     chat.add_argument("--seed", type=int, help="seed for reproducible sampling")
     chat.add_argument("--system", help="system instructions")
     _store_options(chat)
@@ -96,19 +120,25 @@ def _parser() -> argparse.ArgumentParser:
         "--lang", action="append", metavar="CODE", help="OpenAssistant: keep these languages"
     )
     index.add_argument("--split", default="train", help="split of a hf:<name> dataset")
-    index.add_argument("--max-turns", type=int, help="keep the first N exchanges of a dialogue")
-    index.add_argument("--limit", type=int, metavar="N", help="read at most N demos a source")
+    index.add_argument(
+        "--max-turns", type=positive_int, help="keep the first N exchanges of a dialogue"
+    )
+    index.add_argument(
+        "--limit", type=positive_int, metavar="N", help="read at most N demos a source"
+    )
     index.add_argument(
         "--skip-invalid", action="store_true", help="skip and report bad lines instead of failing"
     )
-    index.add_argument("--min-tokens", type=int, help="leave out demos with fewer tokens")
-    index.add_argument("--max-tokens", type=int, help="leave out demos with more tokens")
+    index.add_argument(
+        "--min-tokens", type=non_negative_int, help="leave out demos with fewer tokens"
+    )
+    index.add_argument("--max-tokens", type=positive_int, help="leave out demos with more tokens")
     index.add_argument(
         "--tokenizer", metavar="PATH", help="tokenizer folder for token counts (default model's)"
     )
     index.add_argument(
         "--dedup-threshold",
-        type=float,
+        type=unit_float,
         metavar="COS",
         help="leave out demos whose prompt is this cosine-similar to a kept one (e.g. 0.95)",
     )
@@ -120,12 +150,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     index.add_argument(
         "--decontaminate-threshold",
-        type=float,
+        type=unit_float,
         default=0.85,
         metavar="COS",
         help="cosine similarity that counts as a match too (default 0.85; 1 for exact only)",
     )
-    index.add_argument("--batch-size", type=int, default=64, help="demos embedded per batch")
+    index.add_argument(
+        "--batch-size", type=positive_int, default=64, help="demos embedded per batch"
+    )
     index.add_argument("--dry-run", action="store_true", help="load and clean; write nothing")
     index.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report")
     index.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -134,9 +166,11 @@ def _parser() -> argparse.ArgumentParser:
     demos = commands.add_parser(
         "demos", help="show the demos that would be selected for a question, and the prompt"
     )
-    demos.add_argument("question", help="the question")
+    demos.add_argument("question", type=non_empty_text, help="the question")
     _model_options(demos)
-    demos.add_argument("--max-new-tokens", type=int, default=256, help="room left for the answer")
+    demos.add_argument(
+        "--max-new-tokens", type=positive_int, default=256, help="room left for the answer"
+    )
     _store_options(demos)
 
     from langchain_icalign.curation.cli import add_curate_parser
@@ -154,6 +188,9 @@ def _open_store(args: argparse.Namespace) -> DemoStore | None:
     from langchain_icalign.store import DemoStore
 
     if args.store is not None:
+        if Path(args.store).exists() and not Path(args.store).is_dir():
+            msg = f"--store {args.store} is a file; it must be a store folder (or a new path)"
+            raise ValueError(msg)
         return DemoStore(default_embeddings(), path=args.store, collection_name=args.collection)
     return DemoStore(
         default_embeddings(), url=args.url, api_key=args.api_key, collection_name=args.collection
@@ -163,12 +200,14 @@ def _open_store(args: argparse.Namespace) -> DemoStore | None:
 def _build_chat(args: argparse.Namespace, **chat_kwargs: Any) -> ChatICAlign:
     from langchain_icalign.defaults import build_chat_model
 
+    if args.format is not None:
+        chat_kwargs["prompt_format"] = args.format
+    selector_kwargs = {} if args.max_tokens is None else {"max_tokens": args.max_tokens}
     return build_chat_model(
         args.model,
         store=_open_store(args),
         demo_mode=args.demo_mode,
-        prompt_format=args.format,
-        selector_kwargs={"max_tokens": args.max_tokens},
+        selector_kwargs=selector_kwargs,
         max_new_tokens=args.max_new_tokens,
         **chat_kwargs,
     )
@@ -208,9 +247,14 @@ def _chat(args: argparse.Namespace) -> int:
         if line == "/reset":
             history = []
             continue
-        history.append(HumanMessage(line))
         sys.stdout.write("assistant> ")
-        history.append(AIMessage(_stream_answer(chat, [*system, *history])))
+        try:
+            answer = _stream_answer(chat, [*system, *history, HumanMessage(line)])
+        except _USER_ERRORS as error:
+            # The turn is dropped; the conversation so far is kept.
+            print(f"\nicalign: error: {_describe(error)}", file=sys.stderr)
+            continue
+        history += [HumanMessage(line), AIMessage(answer)]
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -249,15 +293,31 @@ def _demos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "the input is nested too deeply to read"
+    if isinstance(error, OSError) and error.filename is not None:
+        from langchain_icalign.model_cache import icalign_home
+
+        text = f"{error.strerror or type(error).__name__}: {error.filename}"
+        home = icalign_home()
+        if Path(str(error.filename)).is_relative_to(home):
+            text += f" (the cache folder {home}: set ICALIGN_HOME to a writable folder)"
+        return text
+    return str(error) or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `icalign` command line."""
+    """Run the `icalign` command line.
+
+    User errors end in one line on stderr and exit code 1 (usage errors: 2); set
+    `ICALIGN_DEBUG=1` to see tracebacks.
+    """
     args = _parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from langchain_icalign.curation.cli import run_curate
-    from langchain_icalign.errors import DemoStoreError
     from langchain_icalign.evaluation.cli import run_eval
-    from langchain_icalign.loaders import DemoFileError
 
     handlers = {
         "chat": _chat,
@@ -266,10 +326,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eval": run_eval,
         "curate": run_curate,
     }
+    debug = os.environ.get("ICALIGN_DEBUG", "").strip() not in ("", "0")
     try:
         return handlers[args.command](args)
-    except (DemoFileError, DemoStoreError, FileNotFoundError, ImportError) as error:
-        print(f"icalign: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("icalign: interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as error:
+        if debug:
+            raise
+        print(f"icalign: error: {_describe(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug, still reported in one line
+        if debug:
+            raise
+        print(
+            f"icalign: error: unexpected {type(error).__name__}: {error} "
+            "(set ICALIGN_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -9,31 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from langchain_icalign.cli_options import non_negative_float, positive_int
+
 __all__ = ["add_curate_parser", "run_curate", "write_pool"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        msg = f"expected a whole number, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if value < 1:
-        msg = f"must be at least 1, got {value}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        msg = f"expected a number, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not value >= 0:
-        msg = f"must be 0 or more, got {text}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def add_curate_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -59,22 +37,22 @@ def add_curate_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--format", choices=("han", "urial"), default="han", help="prompt format")
     parser.add_argument(
-        "--budget", type=_positive_int, default=1000, help="demo token budget (Han's rule)"
+        "--budget", type=positive_int, default=1000, help="demo token budget (Han's rule)"
     )
     parser.add_argument(
-        "--candidates", type=_positive_int, default=5, help="candidates scored per dev prompt"
+        "--candidates", type=positive_int, default=5, help="candidates scored per dev prompt"
     )
     parser.add_argument(
-        "--max-reference-tokens", type=_positive_int, default=128, help="reference tokens scored"
+        "--max-reference-tokens", type=positive_int, default=128, help="reference tokens scored"
     )
     parser.add_argument(
         "--min-gain",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         help="smallest summed NLL gain (nats/token) worth removing a demo",
     )
     parser.add_argument(
-        "--keep-min", type=_positive_int, help="never shrink the pool below this many demos"
+        "--keep-min", type=positive_int, help="never shrink the pool below this many demos"
     )
     parser.add_argument(
         "--run-file", type=Path, help="resumable scores file (default: beside --out)"

@@ -40,6 +40,9 @@ _WHITESPACE = re.compile(r"[ \t\r\n]*")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
+_TOO_DEEP = "JSON nested too deeply to read"
+
+
 def _too_large(path: Path, line: int, size: int, limit: int) -> DemoFileError:
     reason = (
         f"record is {size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB limit "
@@ -89,10 +92,14 @@ def read_jsonl_records(
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                parsed = json.loads(line)
             except json.JSONDecodeError as error:
                 msg = f"invalid JSON ({error.msg} at column {error.colno})"
                 yield number, DemoFileError(path, number, msg)
+            except RecursionError:
+                yield number, DemoFileError(path, number, _TOO_DEEP)
+            else:
+                yield number, parsed
 
 
 def read_json_records(
@@ -120,6 +127,9 @@ def read_json_records(
     def element(start: int) -> tuple[Any, int]:
         try:
             return decoder.raw_decode(text, start)
+        except RecursionError:
+            line = 1 + text.count("\n", 0, start)
+            raise DemoFileError(path, line, _TOO_DEEP) from None
         except json.JSONDecodeError as error:
             reason = (
                 f"invalid JSON ({error.msg} at column {error.colno}); a JSON file cannot be "
@@ -195,6 +205,8 @@ def detect_container(path: Path) -> Container:
         json.loads(first_line.lstrip(codecs.BOM_UTF8).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return "json"
+    except RecursionError:  # a JSONL line nested too deeply: reported when it is read
+        return "jsonl"
     return "jsonl"
 
 
