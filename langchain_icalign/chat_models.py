@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -514,9 +515,7 @@ class ChatICAlign(BaseChatModel):
     ) -> GenerationParams:
         stops = [*self.format.stop, *(self.stop or []), *(stop or []), *mode.stop]
         return GenerationParams(
-            max_new_tokens=int(
-                kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens))
-            ),
+            max_new_tokens=self._max_new_tokens(kwargs),
             temperature=float(kwargs.get("temperature", self.temperature)),
             top_p=float(kwargs.get("top_p", self.top_p)),
             top_k=kwargs.get("top_k", self.top_k),
@@ -525,6 +524,26 @@ class ChatICAlign(BaseChatModel):
             timeout=kwargs.get("timeout", self.timeout),
             repetition_penalty=kwargs.get("repetition_penalty", self.repetition_penalty),
         )
+
+    def _max_new_tokens(self, kwargs: dict[str, Any]) -> int:
+        """The call's `max_new_tokens` (or `max_tokens`), else the model's.
+
+        Raises:
+            ValueError: When the call's value is not a positive whole number.
+        """
+        for key in ("max_new_tokens", "max_tokens"):
+            value = kwargs.get(key)
+            if value is None:
+                continue
+            try:
+                count = operator.index(value)
+            except TypeError:
+                count = 0
+            if isinstance(value, bool) or count < 1:
+                msg = f"{key} must be a positive whole number of tokens, got {value!r}"
+                raise ValueError(msg)
+            return count
+        return self.max_new_tokens
 
     def _metadata(self, prompt: PreparedPrompt, generation: Generation) -> dict[str, Any]:
         return {

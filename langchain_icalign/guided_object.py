@@ -123,11 +123,13 @@ class _Totals:
     steps: int = 0
 
     def add(self, generation: Generation) -> None:
+        # Later steps read the first step's prompt again (from the prefix cache): the
+        # prompt and its cached part are counted once, as the first step read them.
         if not self.steps:
             self.input_tokens = generation.input_tokens
+            self.cached_tokens = generation.cached_tokens
         self.steps += 1
         self.output_tokens += generation.output_tokens
-        self.cached_tokens += generation.cached_tokens
         self.cut |= generation.finish_reason == "length"
         self.timed_out |= generation.finish_reason == "timeout"
 
@@ -141,11 +143,13 @@ def generate_guided(
     """Generate the object's values one by one; the result reads as one answer.
 
     The returned text is what follows `prompt`, as if the model had written it all: each
-    value, the keys and punctuation between them, and `target.closing`. Token counts add
-    up the steps (`input_tokens` is the first step's prompt); `max_new_tokens` is shared
-    out among the fields still to write, so the whole answer stays within it. The finish
-    reason is "length" when a value was cut short (it is still closed, so the object
-    parses), "timeout" when a step timed out.
+    value, the keys and punctuation between them, and `target.closing`. Generated tokens
+    add up the steps; `input_tokens` and `cached_tokens` are the first step's (the prompt,
+    which later steps read again from the cache). `max_new_tokens` is shared out among the
+    fields still to write, so the whole answer stays within it. The finish reason is
+    "length" when a value was cut short (it is still closed, so the object parses) or the
+    budget ran out before the last field (the object is closed without the rest),
+    "timeout" when a step timed out.
 
     Args:
         generate: The backend's `generate`.
@@ -157,6 +161,9 @@ def generate_guided(
     answer = ""
     remaining = params.max_new_tokens
     for index, (name, spec) in enumerate(target.fields):
+        if remaining <= 0:  # no token left to write a value with
+            totals.cut = True
+            break
         if index:
             answer += f", {json.dumps(name, ensure_ascii=False)}: {_opening(spec)}"
         budget = max(1, remaining // (len(target.fields) - index))

@@ -251,15 +251,18 @@ class RequestMode:
         function = self._function(name)
         opening = arguments_opening(function.get("parameters", {})) if function else "{"
         head = f'{name}", "arguments": {opening}' + ("}" if opening == "{}" else "")
+        budget = params.max_new_tokens - choice.output_tokens
         rest_params = dataclasses.replace(
             params,
-            max_new_tokens=max(1, params.max_new_tokens - choice.output_tokens),
+            max_new_tokens=budget,
             answer_prefix=params.answer_prefix + head,
             starts_with_one_of=(),
         )
         target = self._guided_arguments(name)
         if opening == "{}":
             rest = Generation("}", 0, 0, "stop")
+        elif budget <= 0:  # the name took every token allowed: the arguments are cut off
+            rest = Generation("", 0, 0, "length")
         elif target is None:
             rest = generate(prompt + head, rest_params)
         else:
@@ -303,15 +306,18 @@ class RequestMode:
 def _joined(first: Generation, head: str, rest: Generation) -> Generation:
     """Two steps of one answer as one: `head` (text kept from `first`) followed by `rest`.
 
-    The prompt size is the first step's that ran (a step skipped because nothing was left
-    to choose reports none); tokens add up; `rest` decides how the answer ended.
+    The prompt, and how much of it came from the prefix cache, are the first step's that
+    ran (a step skipped because nothing was left to choose reports none): `rest` reads that
+    prompt again, from the cache, which is not a second prompt. Generated tokens add up;
+    `rest` decides how the answer ended.
     """
+    ran = first if first.input_tokens else rest
     return Generation(
         text=head + rest.text,
-        input_tokens=first.input_tokens or rest.input_tokens,
+        input_tokens=ran.input_tokens,
         output_tokens=first.output_tokens + rest.output_tokens,
         finish_reason=rest.finish_reason,
-        cached_tokens=first.cached_tokens + rest.cached_tokens,
+        cached_tokens=ran.cached_tokens,
     )
 
 

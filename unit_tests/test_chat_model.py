@@ -243,3 +243,25 @@ def test_closing_a_chat_stream_early_closes_the_backend_stream(store, demos):
     next(stream)
     stream.close()
     assert closed == [True]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_tokens", 0), ("max_tokens", -3), ("max_new_tokens", 0), ("max_tokens", True)],
+)
+def test_per_call_max_tokens_below_one_is_a_value_error_before_generation(
+    store, demos, embeddings, option, value
+):
+    store.add_demos(demos)
+    chat, llm = _chat(store)
+    embedded = embeddings.calls
+    with pytest.raises(ValueError, match=f"{option} must be a positive whole number") as caught:
+        chat.invoke("What is the capital of France?", **{option: value})
+    assert not isinstance(caught.value, GenerationError)
+    with pytest.raises(ValueError, match=option):
+        list(chat.stream("What is the capital of France?", **{option: value}))
+    assert llm.prompts == []  # nothing was generated
+    assert embeddings.calls == embedded  # nor any demo retrieved
+    # A valid value, or None (the model's own), still answers.
+    assert chat.invoke("capital of France?", max_tokens=5).content
+    assert chat.invoke("capital of France?", max_tokens=None).content

@@ -52,7 +52,8 @@ def test_fills_every_required_field_with_its_type_and_nothing_else():
     assert prompts[1] == 'P {"title": "Alien", "year": '
     assert prompts[4].endswith('"seen": true, "mood": "')
     assert result.input_tokens == len(prompts[0])
-    assert (result.output_tokens, result.cached_tokens, result.finish_reason) == (10, 5, "stop")
+    # Later steps re-read the first step's prompt from the cache: counted once, not 5 times.
+    assert (result.output_tokens, result.cached_tokens, result.finish_reason) == (10, 1, "stop")
 
 
 def test_each_step_is_constrained_to_its_type():

@@ -16,9 +16,11 @@ from langchain_icalign.loaders import (
     DemoFileError,
     index_sources,
     load_demos,
+    load_jsonl,
     read_json_records,
     read_jsonl_records,
 )
+from langchain_icalign.loaders.report import reason_kind
 
 GOOD = {"prompt": "How do I boil an egg?", "response": "Boil it for nine minutes."}
 
@@ -46,7 +48,7 @@ def _good(n: int = 0) -> str:
         ('"just a string"', "expected a JSON object, got str"),
         ('{"response": "Hello!"}', "missing field 'prompt'"),
         ('{"prompt": "Hi?"}', "missing field 'response'"),
-        ('{"prompt": "Hi?", "response": null}', "missing field 'response'"),
+        ('{"prompt": "Hi?", "response": null}', "field 'response' is null"),
         ('{"prompt": "   ", "response": "Hello!"}', "field 'prompt' is empty"),
         ('{"prompt": "Hi?", "response": ""}', "field 'response' is empty"),
         ('{"prompt": 42, "response": "Hello!"}', "field 'prompt' must be a string, got int"),
@@ -73,7 +75,7 @@ def test_bad_record_names_file_and_line(tmp_path: Path, line: str, message: str)
     [
         ("alpaca", {"instruction": "Hi", "input": 3, "output": "x"}, "'input' must be a string"),
         ("alpaca", {"instruction": "", "input": "", "output": "x"}, "'instruction' is empty"),
-        ("dolly", {"instruction": "Hi", "context": "", "response": None}, "missing field"),
+        ("dolly", {"instruction": "Hi", "context": "", "response": None}, "'response' is null"),
         ("sharegpt", {"conversations": "hello"}, "'conversations' must be a list"),
         ("sharegpt", {"conversations": []}, "'conversations' is empty"),
         (
@@ -282,6 +284,154 @@ def test_reader_yields_errors_in_place(tmp_path: Path) -> None:
     path = _jsonl(tmp_path, _good(1), "{bad", b"\xff")
     kinds = [type(value).__name__ for _, value in read_jsonl_records(path)]
     assert kinds == ["dict", "DemoFileError", "DemoFileError"]
+
+
+# -- issue 12: duplicates, arrays named .jsonl, control characters, null fields -------------
+
+
+def _record(prompt: str, response: str, **extra: Any) -> str:
+    return json.dumps({**extra, "prompt": prompt, "response": response})
+
+
+def test_duplicate_record_id_is_a_bad_record_naming_both_lines(tmp_path: Path) -> None:
+    path = _jsonl(
+        tmp_path,
+        _record("First?", "One.", id="q1"),
+        _record("Second?", "Two.", id="q2"),
+        _record("Third?", "Three.", id="q1"),
+    )
+    with pytest.raises(DemoFileError, match=r"demos.jsonl:3: duplicate id") as caught:
+        load_jsonl(path)
+    assert "'q1' is already used on line 1" in caught.value.reason
+    report = load_jsonl(path, skip_invalid=True)
+    assert [d.id for d in report.demos] == ["q1", "q2"]
+    assert [(e.line, reason_kind(e.reason)) for e in report.invalid] == [(3, "duplicate id")]
+    # Without the records' ids as demo ids nothing collides: both demos are kept.
+    assert len(load_demos(path).demos) == 3
+
+
+def test_duplicate_record_id_never_reaches_the_store(tmp_path: Path, store: DemoStore) -> None:
+    path = _jsonl(tmp_path, _record("A?", "a.", id="x"), _record("B?", "b.", id="x"))
+    with pytest.raises(DemoFileError, match="duplicate id"):
+        index_sources(store, [path], load_options={"keep_record_ids": True})
+    assert store.count() == 0
+    summary = index_sources(
+        store, [path], load_options={"keep_record_ids": True, "skip_invalid": True}
+    )
+    assert (summary.counts()["added"], summary.counts()["invalid"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('{"prompt": "Hi?", "response": "Hello!", "prompt": "Bye?"}', "'prompt'"),
+        ('{"prompt": "Hi?", "response": "a", "metadata": {"k": 1, "k": 2}}', "'k'"),
+    ],
+)
+def test_duplicate_key_in_a_record_is_a_bad_record(tmp_path: Path, line: str, key: str) -> None:
+    path = _jsonl(tmp_path, _good(1), line, _good(3))
+    with pytest.raises(DemoFileError, match=rf"demos.jsonl:2: duplicate key {key} in one object"):
+        load_demos(path)
+    report = load_demos(path, skip_invalid=True)
+    assert [d.prompt for d in report.demos] == ["Question 1?", "Question 3?"]
+    assert [e.line for e in report.invalid] == [2]
+
+
+def test_duplicate_key_in_a_json_array_names_the_element_line(tmp_path: Path) -> None:
+    path = tmp_path / "demos.json"
+    path.write_text(
+        '[\n {"prompt": "a?", "response": "b."},\n {"prompt": "c?",\n  "response": "d.",'
+        ' "response": "e."},\n {"prompt": "f?", "response": "g."}\n]'
+    )
+    with pytest.raises(DemoFileError, match=r"demos.json:3: duplicate key 'response'"):
+        load_demos(path)
+    report = load_demos(path, skip_invalid=True)
+    assert [d.prompt for d in report.demos] == ["a?", "f?"]
+
+
+def test_json_array_in_a_jsonl_file_says_so(tmp_path: Path) -> None:
+    records = [GOOD, {"prompt": "Why?", "response": "Because."}]
+    hint = r"looks like a JSON array, not JSON Lines.*name it \.json, or pass container='json'"
+    spread = tmp_path / "spread.jsonl"
+    spread.write_text(json.dumps(records, indent=2))
+    for skip in (False, True):  # no line of it is a record: skipping cannot help
+        with pytest.raises(DemoFileError, match=rf"spread.jsonl:1: invalid JSON.*{hint}"):
+            load_demos(spread, skip_invalid=skip)
+    one_line = tmp_path / "one_line.jsonl"
+    one_line.write_text(json.dumps(records) + "\n")
+    with pytest.raises(DemoFileError, match=rf"one_line.jsonl:1: a JSON array.*{hint}"):
+        load_demos(one_line)
+    for path in (spread, one_line):
+        assert len(load_demos(path, container="json").demos) == 2
+
+
+def test_json_array_over_the_size_limit_in_a_jsonl_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps([GOOD] * 200) + "\n")
+    with pytest.raises(DemoFileError, match=r"record is .* MB, over .*looks like a JSON array"):
+        load_demos(path, max_record_bytes=1000)
+
+
+def test_a_jsonl_record_that_is_an_array_later_on_keeps_its_plain_error(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, _good(1), "[1, 2]")
+    with pytest.raises(DemoFileError, match="demos.jsonl:2: expected a JSON object, got list$"):
+        load_demos(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            b'{"prompt": "a\x00b", "response": "x"}',
+            r"invalid JSON \(a NUL byte inside a string at column 14; JSON strings need it "
+            r"escaped, as \\u0000\)",
+        ),
+        (
+            b'{"prompt": "a\x07b", "response": "x"}',
+            r"control character U\+0007 inside a string at column 14",
+        ),
+        (b'{"prompt": "abc', r"invalid JSON \(Unterminated string starting at column 12\)"),
+        (b'{"prompt": "abc\rdef"}', r"a raw carriage return inside a string at column 16"),
+    ],
+)
+def test_json_error_messages_read_right(tmp_path: Path, line: bytes, message: str) -> None:
+    path = _jsonl(tmp_path, line)
+    with pytest.raises(DemoFileError, match=message) as caught:
+        load_demos(path, format="prompt_response")
+    assert " at at " not in str(caught.value)
+    array = tmp_path / "demos.json"
+    array.write_bytes(b"[\n" + line + b"]")  # the record on line 2, from column 1
+    with pytest.raises(DemoFileError, match=message) as caught:
+        load_demos(array, format="prompt_response")
+    assert " at at " not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "record", "message"),
+    [
+        ("prompt_response", {"prompt": None, "response": "x"}, "field 'prompt' is null"),
+        ("prompt_response", {"response": "x"}, "missing field 'prompt'"),
+        ("alpaca", {"instruction": "Hi", "input": "", "output": None}, "field 'output' is null"),
+        ("lima", {"conversations": None}, "field 'conversations' is null"),
+        ("sharegpt", {"conversations": None}, "field 'conversations' is null"),
+        ("messages", {"messages": None}, "field 'messages' is null"),
+        ("oasst", {"message_id": "a", "role": "prompter", "text": None}, "field 'text' is null"),
+        ("oasst", {"message_id": None, "role": "x", "text": "x"}, "field 'message_id' is null"),
+    ],
+)
+def test_null_field_is_called_null_not_missing(
+    tmp_path: Path, name: str, record: dict[str, Any], message: str
+) -> None:
+    path = _jsonl(tmp_path, json.dumps(record))
+    with pytest.raises(DemoFileError, match=rf"demos.jsonl:1: {message}$"):
+        load_demos(path, format=name)
+
+
+def test_null_field_is_named_as_the_file_names_it(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, '{"question": "Hi?", "answer": null}')
+    columns = {"prompt": "question", "response": "answer"}
+    with pytest.raises(DemoFileError, match="field 'answer' is null"):
+        load_demos(path, columns=columns)
 
 
 # -- a failed load leaves the store as it was ----------------------------------------------

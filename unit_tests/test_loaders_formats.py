@@ -83,7 +83,7 @@ def test_pool_with_empty_answers_reports_each_line() -> None:
 def test_lima_test_prompts_load_as_evaluation_prompts() -> None:
     prompts = load_prompts(EVAL / "lima_test_prompts.jsonl")
     assert len(prompts) == 300
-    with pytest.raises(DemoFileError, match="missing field 'response'"):
+    with pytest.raises(DemoFileError, match="field 'response' is null"):
         load_demos(EVAL / "lima_test_prompts.jsonl")
 
 
@@ -336,5 +336,5 @@ def test_hf_dataset_bad_row_names_the_row(monkeypatch: pytest.MonkeyPatch) -> No
         {"instruction": "Bye", "input": "", "output": None},
     ]
     monkeypatch.setitem(sys.modules, "datasets", fake)
-    with pytest.raises(DemoFileError, match=r"hf:x/y\[train\]: row 2: missing field 'output'"):
+    with pytest.raises(DemoFileError, match=r"hf:x/y\[train\]: row 2: field 'output' is null"):
         load_demos("hf:x/y")

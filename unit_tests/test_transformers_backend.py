@@ -4,7 +4,7 @@ import pytest
 from langchain_huggingface import HuggingFacePipeline
 from transformers import pipeline
 
-from langchain_icalign import ChatICAlign
+from langchain_icalign import ChatICAlign, GenerationError
 from langchain_icalign.generation import Generation, GenerationParams
 from langchain_icalign.transformers_backend import TransformersBackend
 
@@ -128,3 +128,62 @@ def test_generation_stops_where_the_forced_json_object_closes(tiny_lm, byte_toke
     assert result.text == '"a": 1, "b": {"c": "}"}}'
     assert result.output_tokens == len(result.text)  # stopped on the closing brace
     assert result.finish_reason == "stop"
+
+
+def _tiny_chat(tiny_lm, byte_tokenizer, **kwargs):
+    pipe = pipeline("text-generation", model=tiny_lm, tokenizer=byte_tokenizer)
+    llm = HuggingFacePipeline(pipeline=pipe, model_id="tiny-gpt2")
+    return ChatICAlign(llm=llm, temperature=0, **kwargs)
+
+
+def test_max_tokens_zero_is_a_value_error_not_a_generation_error(tiny_lm, byte_tokenizer):
+    scripted = ScriptedLogits(byte_tokenizer, SCRIPT)
+    chat = _tiny_chat(tiny_lm, byte_tokenizer)
+    chat.backend.logits_processors.append(scripted)
+    with pytest.raises(ValueError, match="max_tokens") as caught:
+        chat.invoke("What is six times seven?", max_tokens=0)
+    assert not isinstance(caught.value, GenerationError)
+    assert scripted.steps == 0  # refused before the model ran
+
+
+def add(a: int, b: int) -> int:
+    """Add two whole numbers."""
+    return a + b
+
+
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    return "sunny"
+
+
+@pytest.mark.parametrize("max_tokens", [32, 8, 3])
+def test_usage_of_a_several_step_answer_stays_consistent(tiny_lm, byte_tokenizer, max_tokens):
+    # A forced call among two tools runs in steps (the name, then each argument), each
+    # step reading the prompt again from the prefix cache.
+    chat = _tiny_chat(tiny_lm, byte_tokenizer, max_new_tokens=64)
+    bound = chat.bind_tools([add, get_weather], tool_choice="any")
+    for _ in range(2):  # the second call also finds its prompt in the cache
+        message = bound.invoke("What is two plus three?", max_tokens=max_tokens)
+        usage = message.usage_metadata
+        assert usage is not None
+        cache_read = usage.get("input_token_details", {}).get("cache_read", 0)
+        assert cache_read <= usage["input_tokens"]
+        assert usage["input_tokens"] == message.response_metadata["prompt_tokens"]
+        assert usage["output_tokens"] <= max_tokens
+    assert cache_read == usage["input_tokens"] - 1  # all of the repeated prompt but its last
+
+
+def test_usage_of_a_guided_json_answer_stays_within_max_tokens(tiny_lm, byte_tokenizer):
+    schema = {
+        "title": "Movie",
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
+        "required": ["title", "year"],
+    }
+    for max_tokens in (1, 2, 40):
+        chat = _tiny_chat(tiny_lm, byte_tokenizer, max_new_tokens=max_tokens)
+        structured = chat.with_structured_output(schema, method="json_schema", include_raw=True)
+        raw = structured.invoke("A film from 1979?")["raw"]
+        usage = raw.usage_metadata
+        assert usage["output_tokens"] <= max_tokens
+        assert usage.get("input_token_details", {}).get("cache_read", 0) <= usage["input_tokens"]

@@ -14,7 +14,7 @@ from langchain_icalign.loaders.conversation import Conversation, conversation_to
 from langchain_icalign.loaders.errors import DemoFileError, RecordError
 from langchain_icalign.loaders.huggingface import HF_PREFIX, hf_label, iter_hf_records
 from langchain_icalign.loaders.oasst import oasst_conversations
-from langchain_icalign.loaders.reading import DEFAULT_MAX_RECORD_BYTES, read_records
+from langchain_icalign.loaders.reading import DEFAULT_MAX_RECORD_BYTES, Container, read_records
 from langchain_icalign.loaders.record_formats import (
     FORMAT_ALIASES,
     PARSERS,
@@ -44,6 +44,7 @@ class _Source:
         split: str,
         hf_config: str | None,
         max_record_bytes: int | None,
+        container: Container | None = None,
     ) -> None:
         self.records: Iterator[tuple[int, Any]]
         if isinstance(source, str) and source.startswith(HF_PREFIX):
@@ -56,7 +57,9 @@ class _Source:
                 msg = f"no such demo file: {path}"
                 raise FileNotFoundError(msg)
             self.label, self.unit = str(path), "line"
-            self.records = read_records(path, max_record_bytes=max_record_bytes)
+            self.records = read_records(
+                path, container=container, max_record_bytes=max_record_bytes
+            )
         else:
             self.label, self.unit = "<records>", "record"
             self.records = enumerate(source, 1)
@@ -171,6 +174,7 @@ def load_demos(
     limit: int | None = None,
     max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
     keep_record_ids: bool = False,
+    container: Container | None = None,
     split: str = "train",
     hf_config: str | None = None,
     show_progress: bool = False,
@@ -212,7 +216,10 @@ def load_demos(
         max_record_bytes: Longest record accepted; None for no limit.
         keep_record_ids: Use the records' `id` fields as demo ids. By default ids derive
             from the content (the record's id is kept in `metadata["source_id"]`), so
-            the same demo always gets the same id.
+            the same demo always gets the same id. With it, a record whose id an earlier
+            record has is a bad record (a store keeps one demo per id).
+        container: `"jsonl"` or `"json"` (a JSON array, or one record) for a file; by
+            default from its suffix and first bytes (see `detect_container`).
         split: The split of a Hugging Face dataset.
         hf_config: The configuration of a Hugging Face dataset.
         show_progress: Show a progress bar of the records read.
@@ -228,7 +235,13 @@ def load_demos(
         ValueError: For an unknown format, or a language filter on another format.
     """
     format = _resolve_format(format)
-    origin = _Source(source, split=split, hf_config=hf_config, max_record_bytes=max_record_bytes)
+    origin = _Source(
+        source,
+        split=split,
+        hf_config=hf_config,
+        max_record_bytes=max_record_bytes,
+        container=container,
+    )
     report = LoadReport(source=origin.label)
     if show_progress:
         name = Path(origin.label).name if origin.unit == "line" else origin.label
@@ -251,6 +264,7 @@ def load_demos(
         require_response=True,
         on_error=on_error,
     )
+    id_lines: dict[str, int] = {}  # with keep_record_ids: record id -> where it was read
     for line, conversation in conversations:
         try:
             demo = conversation_to_demo(
@@ -259,6 +273,15 @@ def load_demos(
         except RecordError as error:
             on_error(DemoFileError(origin.label, line, error.reason, unit=origin.unit))
             continue
+        if keep_record_ids and conversation.source_id:
+            if demo.id in id_lines:
+                reason = (
+                    f"duplicate id (id {demo.id!r} is already used on {origin.unit} "
+                    f"{id_lines[demo.id]}; a store keeps one demo per id)"
+                )
+                on_error(DemoFileError(origin.label, line, reason, unit=origin.unit))
+                continue
+            id_lines[demo.id] = line
         report.demos.append(demo)
         if limit is not None and len(report.demos) >= limit:
             break
@@ -282,18 +305,26 @@ def load_prompts(
     columns: Mapping[str, str] | None = None,
     skip_invalid: bool = False,
     max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES,
+    container: Container | None = None,
     split: str = "test",
 ) -> list[str]:
     """The user messages of an evaluation set, for decontamination; answers are optional.
 
     Reads the same formats as `load_demos` (a prompt-only file such as
-    `{"prompt": ..., "response": null}` lines, or LIMA test records with one message).
+    `{"prompt": ..., "response": null}` lines, or LIMA test records with one message);
+    `container` is as for `load_demos`.
 
     Raises:
         DemoFileError: For a bad record (unless `skip_invalid`) or an empty source.
     """
     format = _resolve_format(format)
-    origin = _Source(source, split=split, hf_config=None, max_record_bytes=max_record_bytes)
+    origin = _Source(
+        source,
+        split=split,
+        hf_config=None,
+        max_record_bytes=max_record_bytes,
+        container=container,
+    )
     report = LoadReport(source=origin.label)
 
     def on_error(error: DemoFileError) -> None:
@@ -328,8 +359,8 @@ def load_jsonl(
     """Read demos from a JSON Lines file of objects with a prompt and a response.
 
     Optional fields: `turns` (earlier [user, assistant] pairs), `metadata` (an object),
-    `id` (used as the demo's id). Same as `load_demos(path, "prompt_response", ...,
-    keep_record_ids=True)`.
+    `id` (used as the demo's id; a second record with the same id is a bad record). Same
+    as `load_demos(path, "prompt_response", ..., keep_record_ids=True)`.
 
     Raises:
         DemoFileError: For the first bad record, naming file and line (unless skipped), or

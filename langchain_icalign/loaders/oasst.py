@@ -51,19 +51,26 @@ def _field(record: dict[str, Any], key: str, kinds: tuple[type, ...], where: str
     return value
 
 
+def _absent(record: dict[str, Any], key: str) -> str:
+    """Why a required field has no value: it is not there, null (or NaN), or empty."""
+    if key not in record:
+        return f"missing field {key!r}"
+    return f"field {key!r} is empty" if record[key] == "" else f"field {key!r} is null"
+
+
 def _message(record: Any, parent: str | None, line: int, order: int, where: str) -> _Message:
     if not isinstance(record, dict):
         msg = f"{where}expected a JSON object, got {type(record).__name__}"
         raise RecordError(msg)
     message_id = _field(record, "message_id", (str,), where)
     if not message_id:
-        raise RecordError(f"{where}missing field 'message_id'")
+        raise RecordError(f"{where}{_absent(record, 'message_id')}")
     role = _field(record, "role", (str,), where)
     if role not in _ROLES:
         raise RecordError(f"{where}field 'role' must be 'prompter' or 'assistant', got {role!r}")
     text = _field(record, "text", (str,), where)
     if text is None:
-        raise RecordError(f"{where}missing field 'text'")
+        raise RecordError(f"{where}{_absent(record, 'text')}")
     rank = _field(record, "rank", (int, float), where)
     deleted = _field(record, "deleted", (bool,), where)
     review = _field(record, "review_result", (bool,), where)

@@ -2,7 +2,9 @@
 
 Readers never raise for one bad record: they yield a `DemoFileError` in its place, so a
 caller can stop at it or skip it and read on. Only damage that makes the rest of a file
-unreadable (a syntax error inside a JSON array) raises.
+unreadable (a syntax error inside a JSON array, a JSON array written over many lines of a
+JSON Lines file) raises. An object that repeats a key is a bad record: JSON parsers keep
+only the last value, which would drop data without a word.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +43,51 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 _TOO_DEEP = "JSON nested too deeply to read"
+_ARRAY_HINT = (
+    "the file looks like a JSON array, not JSON Lines (one record per line): name it .json, "
+    "or pass container='json'"
+)
+
+
+def _json_error(error: json.JSONDecodeError) -> str:
+    """A JSON syntax error in words, with its column."""
+    # Some of the json module's messages end with " at", expecting a position after them.
+    message = error.msg.removesuffix(" at")
+    if message.startswith("Invalid control character") and error.pos < len(error.doc):
+        code = ord(error.doc[error.pos])
+        names = {0: "a NUL byte", 10: "a raw line break", 13: "a raw carriage return"}
+        what = names.get(code, f"control character U+{code:04X}")
+        return (
+            f"invalid JSON ({what} inside a string at column {error.colno}; "
+            f"JSON strings need it escaped, as \\u{code:04x})"
+        )
+    return f"invalid JSON ({message} at column {error.colno})"
+
+
+_ObjectHook = Callable[[list[tuple[str, Any]]], dict[str, Any]]
+
+
+def _object_hook(repeated: list[str]) -> _ObjectHook:
+    """An `object_pairs_hook` that builds dicts and notes, in `repeated`, keys given twice."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        record = dict(pairs)
+        if len(record) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen and key not in repeated:
+                    repeated.append(key)
+                seen.add(key)
+        return record
+
+    return hook
+
+
+def _repeated_keys(path: Path, line: int, keys: list[str]) -> DemoFileError:
+    names = ", ".join(repr(key) for key in keys)
+    noun = "key" if len(keys) == 1 else "keys"
+    reason = f"duplicate {noun} {names} in one object (JSON keeps only the last value)"
+    return DemoFileError(path, line, reason)
 
 
 def _too_large(path: Path, line: int, size: int, limit: int) -> DemoFileError:
@@ -56,22 +103,33 @@ def read_jsonl_records(
 ) -> Iterator[RawRecord]:
     """Yield (line number, parsed JSON) for each non-blank line of a JSON Lines file.
 
-    A line that is not UTF-8, not JSON, or longer than `max_record_bytes` yields a
-    `DemoFileError` in place of the record. A line over the limit is skipped without
-    being held in memory.
+    A line that is not UTF-8, not JSON, an object that repeats a key, or longer than
+    `max_record_bytes` yields a `DemoFileError` in place of the record. A line over the
+    limit is skipped without being held in memory.
 
     Args:
         path: The file.
         max_record_bytes: Longest line accepted, in bytes; None for no limit.
+
+    Raises:
+        DemoFileError: When the first record starts a JSON array that is not valid on its
+            own line: a JSON array file, which cannot be read line by line.
     """
+    repeated: list[str] = []
+    decoder = json.JSONDecoder(object_pairs_hook=_object_hook(repeated))
     with path.open("rb") as handle:
         number = 0
+        started = False
         while True:
             limit = -1 if max_record_bytes is None else max_record_bytes + 2
             raw = handle.readline(limit)
             if not raw:
                 return
             number += 1
+            array = False  # a JSON array file given as JSON Lines: its first record is "[..."
+            if not started:
+                head = raw.lstrip(codecs.BOM_UTF8).lstrip()
+                array, started = head.startswith(b"["), bool(head)
             if max_record_bytes is not None and len(raw.rstrip(b"\r\n")) > max_record_bytes:
                 size = len(raw)
                 while not raw.endswith(b"\n"):
@@ -79,7 +137,10 @@ def read_jsonl_records(
                     if not raw:
                         break
                     size += len(raw)
-                yield number, _too_large(path, number, size, max_record_bytes)
+                error = _too_large(path, number, size, max_record_bytes)
+                if array:
+                    error = DemoFileError(path, number, f"{error.reason}; {_ARRAY_HINT}")
+                yield number, error
                 continue
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
@@ -91,15 +152,24 @@ def read_jsonl_records(
                 continue
             if not line.strip():
                 continue
-            try:
-                parsed = json.loads(line)
+            repeated.clear()
+            try:  # without its line break, which would read as part of an unclosed string
+                parsed = decoder.decode(line.rstrip("\r\n"))
             except json.JSONDecodeError as error:
-                msg = f"invalid JSON ({error.msg} at column {error.colno})"
-                yield number, DemoFileError(path, number, msg)
+                if array:  # an array over many lines: no line of it is a record
+                    reason = f"{_json_error(error)}; {_ARRAY_HINT}"
+                    raise DemoFileError(path, number, reason) from None
+                yield number, DemoFileError(path, number, _json_error(error))
             except RecursionError:
                 yield number, DemoFileError(path, number, _TOO_DEEP)
             else:
-                yield number, parsed
+                if repeated:
+                    yield number, _repeated_keys(path, number, repeated)
+                elif array:
+                    reason = f"a JSON array, not a record: {_ARRAY_HINT}"
+                    yield number, DemoFileError(path, number, reason)
+                else:
+                    yield number, parsed
 
 
 def read_json_records(
@@ -108,8 +178,9 @@ def read_json_records(
     """Yield (line number, parsed JSON) for each element of a JSON array file.
 
     A file holding one JSON object yields that object as its only record. Each element's
-    line is the line where it starts. An element with bytes that are not UTF-8 or longer
-    than `max_record_bytes` yields a `DemoFileError` in its place.
+    line is the line where it starts. An element with bytes that are not UTF-8, an object
+    that repeats a key, or one longer than `max_record_bytes` yields a `DemoFileError` in
+    its place.
 
     Raises:
         DemoFileError: For a JSON syntax error: the rest of an array cannot be found again.
@@ -118,13 +189,15 @@ def read_json_records(
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     text = data.decode("utf-8", errors="surrogateescape")
-    decoder = json.JSONDecoder()
+    repeated: list[str] = []
+    decoder = json.JSONDecoder(object_pairs_hook=_object_hook(repeated))
     position = _skip_space(text, 0)
     if position == len(text):
         return
     line = 1 + text.count("\n", 0, position)
 
     def element(start: int) -> tuple[Any, int]:
+        repeated.clear()
         try:
             return decoder.raw_decode(text, start)
         except RecursionError:
@@ -132,8 +205,8 @@ def read_json_records(
             raise DemoFileError(path, line, _TOO_DEEP) from None
         except json.JSONDecodeError as error:
             reason = (
-                f"invalid JSON ({error.msg} at column {error.colno}); a JSON file cannot be "
-                "read past a syntax error, even with skip_invalid"
+                f"{_json_error(error)}; a JSON file cannot be read past a syntax error, "
+                "even with skip_invalid"
             )
             raise DemoFileError(path, error.lineno, reason) from error
 
@@ -143,7 +216,7 @@ def read_json_records(
             at = _skip_space(text, end)
             reason = "extra data after the JSON value (is this a JSON Lines file? name it .jsonl)"
             raise DemoFileError(path, 1 + text.count("\n", 0, at), reason)
-        yield line, _checked(path, line, text[position:end], value, max_record_bytes)
+        yield line, _checked(path, line, text[position:end], value, max_record_bytes, repeated)
         return
     position = _skip_space(text, position + 1)
     if position < len(text) and text[position] == "]":
@@ -153,7 +226,7 @@ def read_json_records(
         line += text.count("\n", counted, position)
         counted = position
         value, end = element(position)
-        yield line, _checked(path, line, text[position:end], value, max_record_bytes)
+        yield line, _checked(path, line, text[position:end], value, max_record_bytes, repeated)
         position = _skip_space(text, end)
         if position < len(text) and text[position] == ",":
             position = _skip_space(text, position + 1)
@@ -170,7 +243,12 @@ def _skip_space(text: str, position: int) -> int:
 
 
 def _checked(
-    path: Path, line: int, raw: str, value: Any, max_record_bytes: int | None
+    path: Path,
+    line: int,
+    raw: str,
+    value: Any,
+    max_record_bytes: int | None,
+    repeated: list[str],
 ) -> Any | DemoFileError:
     bad = _SURROGATE.search(raw)
     if bad is not None:
@@ -181,6 +259,8 @@ def _checked(
         size = len(raw.encode("utf-8", errors="surrogateescape"))
         if size > max_record_bytes:
             return _too_large(path, line, size, max_record_bytes)
+    if repeated:
+        return _repeated_keys(path, line, repeated)
     return value
 
 

@@ -76,10 +76,17 @@ def _optional(record: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
+def _absent(record: Mapping[str, Any], key: str) -> RecordError:
+    """The error for a required field that is not there, or is JSON null."""
+    if key in record:
+        return RecordError(f"field {key!r} is null")
+    return RecordError(f"missing field {key!r}")
+
+
 def _required(record: Mapping[str, Any], key: str) -> str:
     value = _optional(record, key)
     if value is None:
-        raise RecordError(f"missing field {key!r}")
+        raise _absent(record, key)
     if not value.strip():
         raise RecordError(f"field {key!r} is empty")
     return value
@@ -208,6 +215,8 @@ def _content_text(content: Any, where: str) -> str:
 def _chat_messages(
     items: Any, field: str, speaker_key: str, text_key: str
 ) -> tuple[list[tuple[Role, str]], str | None]:
+    if items is None:
+        raise RecordError(f"field {field!r} is null")
     if not isinstance(items, list):
         raise RecordError(f"field {field!r} must be a list, got {type(items).__name__}")
     if not items:
@@ -289,7 +298,7 @@ def parse_lima(record: Any, *, require_response: bool = True) -> Conversation:
     record = _base(record)
     items = record.get("conversations")
     if items is None:
-        raise RecordError("missing field 'conversations'")
+        raise _absent(record, "conversations")
     if not isinstance(items, list) or not items:
         raise RecordError("field 'conversations' must be a non-empty list of strings")
     for index, item in enumerate(items):
