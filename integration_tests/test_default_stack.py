@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_icalign import ChatICAlign
@@ -139,3 +140,27 @@ def test_builtin_pool_token_lengths_with_the_model_tokenizer(default_chat):
             add_special_tokens=False,
         )
     )
+
+
+@pytest.mark.slow
+def test_damaged_default_store_is_rebuilt(embeddings, tmp_path, monkeypatch, caplog):
+    import logging
+
+    from langchain_icalign.defaults import default_store
+
+    monkeypatch.setenv("ICALIGN_HOME", str(tmp_path))
+    default_store(embeddings, show_progress=False).close()
+    folder = tmp_path / "store"
+    (storage,) = folder.glob("collection/builtin_*/storage.sqlite")
+    data = storage.read_bytes()
+    storage.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING):
+        store = default_store(embeddings, show_progress=False)
+    try:
+        assert "default demo store is damaged" in caplog.text
+        assert str(storage) in caplog.text
+        assert store.count() == len(builtin_pool())
+        best, _ = store.search("Write a Python function that checks if a number is prime", k=1)[0]
+        assert best.metadata["category"] == "coding"
+    finally:
+        store.close()

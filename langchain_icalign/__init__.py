@@ -8,7 +8,9 @@ from langchain_icalign.errors import (
     DemoStoreError,
     EmbeddingMismatchError,
     GenerationError,
+    ModelCorruptedError,
     StoreConnectionError,
+    StoreCorruptedError,
     StoreLockedError,
 )
 from langchain_icalign.formats import Conversation, HanFormat, PromptFormat, URIALFormat
@@ -31,10 +33,12 @@ __all__ = [
     "EmbeddingMismatchError",
     "GenerationError",
     "HanFormat",
+    "ModelCorruptedError",
     "PreparedPrompt",
     "PromptFormat",
     "SelectedDemo",
     "StoreConnectionError",
+    "StoreCorruptedError",
     "StoreLockedError",
     "URIALFormat",
     "__version__",

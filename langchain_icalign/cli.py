@@ -25,12 +25,20 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-from langchain_icalign.errors import DemoStoreError, GenerationError
+from langchain_icalign.errors import DemoStoreError, GenerationError, ModelCorruptedError
 
 _FORMATS = ("han", "urial")
 # What a user can cause: bad input or options, unreadable or unwritable files, a store or
 # a model that cannot be used. Each is one line on stderr, never a traceback.
-_USER_ERRORS = (ValueError, OSError, RecursionError, ImportError, DemoStoreError, GenerationError)
+_USER_ERRORS = (
+    ValueError,
+    OSError,
+    RecursionError,
+    ImportError,
+    DemoStoreError,
+    GenerationError,
+    ModelCorruptedError,
+)
 _MODES = ("retrieved", "constant", "hybrid", "none")
 
 

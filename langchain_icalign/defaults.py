@@ -5,6 +5,9 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
+import shutil
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,7 +18,7 @@ from langchain_icalign.builtin_demos import (
     builtin_vectors,
     urial_set,
 )
-from langchain_icalign.errors import StoreLockedError
+from langchain_icalign.errors import StoreCorruptedError, StoreLockedError
 from langchain_icalign.model_cache import (
     DEFAULT_BASE_MODEL,
     default_embeddings_path,
@@ -110,7 +113,9 @@ def default_store(
     changes, the pool is indexed anew and older built-in collections are dropped. Indexing is
     idempotent.
     When another process holds the folder (a local store admits one), the pool is indexed
-    in memory instead, with a warning.
+    in memory instead, with a warning. A damaged folder (`StoreCorruptedError`) is rebuilt
+    from the pool, with a warning: deleted when it holds only built-in collections, else
+    moved aside to `<folder>.damaged-<time>`.
 
     Args:
         embeddings: Embeddings; all-MiniLM-L6-v2 by default.
@@ -125,7 +130,7 @@ def default_store(
     name = f"{BUILTIN_COLLECTION_PREFIX}{builtin_pool_version()}-{model}"
     pool = builtin_pool()
     try:
-        store = DemoStore(embeddings, path=folder, collection_name=name)
+        store = _open_or_rebuild(embeddings, folder, name)
         # Closed before interpreter teardown: Qdrant's local client otherwise closes in
         # __del__ when the import system is gone, and prints an ignored ImportError.
         atexit.register(_close_quietly, store)
@@ -146,7 +151,7 @@ def default_store(
     for collection in store.client.get_collections().collections:
         if collection.name.startswith(BUILTIN_COLLECTION_PREFIX) and collection.name != name:
             logger.info("dropping the outdated built-in demo collection %s", collection.name)
-            store.client.delete_collection(collection.name)
+            store.drop_collection(collection.name)
     if store.count() != len(pool):
         logger.info("indexing %d built-in demos into %s", len(pool), folder)
         store.add_demos(
@@ -155,6 +160,34 @@ def default_store(
             show_progress=show_progress,
         )
     return store
+
+
+def _open_or_rebuild(embeddings: Embeddings, folder: Path, name: str) -> DemoStore:
+    """Open the default store; a damaged one is set aside and made anew (then indexed)."""
+    try:
+        return DemoStore(embeddings, path=folder, collection_name=name)
+    except StoreCorruptedError as error:
+        # The built-in pool can always be indexed again; a chat must not fail for it.
+        logger.warning("the default demo store is damaged (%s); rebuilding it", error)
+        _set_aside(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return DemoStore(embeddings, path=folder, collection_name=name)
+
+
+def _set_aside(folder: Path) -> None:
+    """Delete a damaged store folder, unless it holds collections other than built-in ones."""
+    names = [p.name for p in (folder / "collection").glob("*")]
+    if all(n.startswith(BUILTIN_COLLECTION_PREFIX) for n in names):
+        shutil.rmtree(folder)
+        return
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    aside = folder.with_name(f"{folder.name}.damaged-{stamp}")
+    logger.warning(
+        "the damaged store %s holds other collections than the built-in pool's; moved to %s",
+        folder,
+        aside,
+    )
+    folder.rename(aside)
 
 
 def _close_quietly(store: DemoStore) -> None:

@@ -6,7 +6,9 @@ __all__ = [
     "DemoStoreError",
     "EmbeddingMismatchError",
     "GenerationError",
+    "ModelCorruptedError",
     "StoreConnectionError",
+    "StoreCorruptedError",
     "StoreLockedError",
 ]
 
@@ -25,6 +27,14 @@ class StoreLockedError(DemoStoreError):
 
 class StoreConnectionError(DemoStoreError, ConnectionError):
     """A Qdrant server does not answer."""
+
+
+class StoreCorruptedError(DemoStoreError):
+    """A local store's files are damaged, or it holds fewer demos than it recorded."""
+
+
+class ModelCorruptedError(RuntimeError):
+    """A model's weight files are damaged (truncated, or holding NaN or infinite values)."""
 
 
 class GenerationError(RuntimeError):

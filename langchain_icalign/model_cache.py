@@ -11,6 +11,12 @@ temporary folder next to the target, a ``.complete`` marker is written last, and
 is renamed into place atomically while a file lock is held. A folder without the marker is
 never treated as complete.
 
+The marker records each file's size, modification time and sha256. Every use compares
+sizes and times (a ``stat`` per file); a file whose time changed is hashed again (about
+0.7 s for the 1.07 GB weights), once per process, and the marker then takes its new time.
+A folder that fails the check is converted again, with a warning. After loading,
+:func:`load_causal_lm` refuses weights holding NaN or infinity (``ModelCorruptedError``).
+
 Importing this module is cheap: torch and transformers are imported inside the functions.
 """
 
@@ -29,6 +35,15 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from langchain_icalign.errors import ModelCorruptedError
+from langchain_icalign.model_files import (
+    nonfinite_parameter,
+    record_files,
+    safetensors_problem,
+    verify_files,
+    weights_file,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -108,8 +123,10 @@ def is_model_complete(path: Path) -> bool:
     """Whether a converted model folder is complete and usable.
 
     A folder counts as complete only when its ``.complete`` marker (written last, after every
-    other file) names the current format version and the weight, config and tokenizer files
-    are present.
+    other file) names the current format version, the weight, config and tokenizer files
+    are present, and they match the sizes and checksums the marker recorded (a file's
+    sha256 is computed only when its modification time changed). A marker written before
+    checksums were recorded is trusted when the safetensors files are whole.
 
     Args:
         path: The model folder.
@@ -117,19 +134,43 @@ def is_model_complete(path: Path) -> bool:
     Returns:
         True when the folder can be loaded as is.
     """
-    marker = Path(path) / _MARKER_NAME
+    return _inspect(Path(path))[0] is None
+
+
+def _read_marker(folder: Path) -> dict[str, Any] | None:
     try:
-        info = json.loads(marker.read_text(encoding="utf-8"))
+        info = json.loads((folder / _MARKER_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    if not isinstance(info, dict) or info.get("format_version") != _FORMAT_VERSION:
-        return False
-    folder = Path(path)
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _inspect(folder: Path) -> tuple[str | None, dict[str, Any] | None]:
+    """What keeps a converted folder from use (None: nothing), and its marker to store.
+
+    The marker to store is None when the one on disk is current; else it carries the new
+    modification times of files whose checksums matched.
+    """
+    info = _read_marker(folder)
+    if info is None:
+        return f"{folder / _MARKER_NAME} is missing or unreadable", None
+    if info.get("format_version") != _FORMAT_VERSION:
+        return f"{folder} was converted for format version {info.get('format_version')}", None
     has_weights = (folder / "model.safetensors").is_file() or (
         folder / "model.safetensors.index.json"
     ).is_file()
     has_tokenizer = (folder / "tokenizer.json").is_file() or (folder / "tokenizer.model").is_file()
-    return has_weights and has_tokenizer and (folder / "config.json").is_file()
+    if not (has_weights and has_tokenizer and (folder / "config.json").is_file()):
+        return f"{folder} lacks its weights, tokenizer or config", None
+    records = info.get("files")
+    if isinstance(records, dict) and records:
+        problem, current = verify_files(folder, records)
+        return problem, None if current == records else {**info, "files": current}
+    for weights in sorted(folder.glob("*.safetensors")):  # a marker without checksums
+        problem = safetensors_problem(weights)
+        if problem is not None:
+            return problem, None
+    return None, {**info, "files": None}
 
 
 def default_embeddings_path() -> Path:
@@ -192,8 +233,17 @@ def ensure_default_model(home: Path | None = None, *, show_progress: bool = True
         RuntimeError: If the converted model fails its checks.
     """
     target = default_model_dir(home)
-    if is_model_complete(target):
+    problem, marker = _inspect(target)
+    if problem is None:
+        if marker is not None:
+            _update_marker(target, marker)
         return target
+    if target.exists():
+        logger.warning(
+            "The converted default model at %s is incomplete or damaged (%s); converting it again.",
+            target,
+            problem,
+        )
 
     models_dir = target.parent
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -216,6 +266,7 @@ def ensure_default_model(home: Path | None = None, *, show_progress: bool = True
             info = _convert(tmp, show_progress=show_progress)
             info["conversion_seconds"] = round(time.monotonic() - started, 1)
             _normalize_permissions(tmp)
+            info["files"] = record_files(tmp, skip={_MARKER_NAME})
             _write_marker(tmp, info)
             os.replace(tmp, target)
             _fsync_dir(models_dir)
@@ -292,7 +343,7 @@ def _remove_stale(models_dir: Path, target: Path) -> None:
     """Delete leftovers of interrupted conversions. Call only while holding the lock.
 
     Temporary folders can only belong to a dead process, since only the lock holder creates
-    them; an incomplete target (no marker) is never used, so it is replaced.
+    them; an incomplete or damaged target is never used, so it is replaced.
     """
     for leftover in models_dir.glob(f"{_TMP_PREFIX}*"):
         logger.info("Removing leftover of an interrupted conversion: %s", leftover)
@@ -303,7 +354,7 @@ def _remove_stale(models_dir: Path, target: Path) -> None:
     if target.is_symlink() or target.is_file():
         target.unlink()
     elif target.exists():
-        logger.warning("Removing incomplete model folder %s (no completion marker).", target)
+        logger.warning("Removing incomplete or damaged model folder %s.", target)
         shutil.rmtree(target)
 
 
@@ -328,6 +379,24 @@ def _write_marker(folder: Path, info: dict[str, Any]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     _fsync_dir(folder)
+
+
+def _update_marker(folder: Path, info: dict[str, Any]) -> None:
+    """Store a marker's new file records, atomically; record checksums it lacks (once)."""
+    if info.get("files") is None:
+        logger.info("Recording the sizes and checksums of %s (once).", folder)
+        info = {**info, "files": record_files(folder, skip={_MARKER_NAME})}
+    tmp = folder / f"{_MARKER_NAME}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(info, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / _MARKER_NAME)
+    except OSError as error:  # a read-only cache: the check just runs again next time
+        tmp.unlink(missing_ok=True)
+        logger.debug("cannot update %s: %s", folder / _MARKER_NAME, error)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -675,6 +744,9 @@ def load_causal_lm(
 
     Raises:
         ValueError: If `dtype` names no torch dtype.
+        ModelCorruptedError: If a weight holds NaN or infinite values (a damaged file). The
+            completion marker of a folder converted by :func:`ensure_default_model` is
+            removed, so that the next call converts it again.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -694,8 +766,29 @@ def load_causal_lm(
             tokenizer.pad_token = tokenizer.eos_token
         else:
             logger.warning("Tokenizer of %s has neither a pad nor an eos token.", name)
+    bad = nonfinite_parameter(lm)
+    if bad is not None:
+        raise _damaged_weights(model, bad)
     generation_config = getattr(lm, "generation_config", None)
     if generation_config is not None and generation_config.pad_token_id is None:
         generation_config.pad_token_id = tokenizer.pad_token_id
     lm.eval()
     return lm, tokenizer
+
+
+def _damaged_weights(model: str | Path, parameter: str) -> ModelCorruptedError:
+    """The error for a weight holding NaN or infinity; a converted folder loses its marker."""
+    text = (
+        f"{weights_file(model, parameter)} is damaged: weight {parameter!r} holds NaN or "
+        "infinite values, so every answer would be empty or garbage."
+    )
+    folder = Path(model)
+    if folder.is_dir() and _read_marker(folder) is not None:
+        try:
+            (folder / _MARKER_NAME).unlink()
+            text += " The next start converts the model again."
+        except OSError:
+            text += f" Delete {folder} to convert the model again."
+    else:
+        text += " Download or convert the model again."
+    return ModelCorruptedError(text)

@@ -18,9 +18,17 @@ from langchain_icalign.demos import RESERVED_METADATA_KEY, AlignmentDemo, point_
 from langchain_icalign.errors import (
     EmbeddingMismatchError,
     StoreConnectionError,
+    StoreCorruptedError,
     StoreLockedError,
 )
 from langchain_icalign.local_search import local_exact_search
+from langchain_icalign.store_integrity import (
+    CountRecord,
+    collection_storage,
+    find_damage,
+    is_locked_elsewhere,
+    meta_file,
+)
 
 __all__ = ["DemoFilter", "DemoStore", "ScoredDemo"]
 
@@ -72,6 +80,11 @@ class DemoStore:
     The collection records the embedding model's name and vector size; opening it with
     other embeddings raises `EmbeddingMismatchError` instead of returning nonsense.
 
+    A local on-disk store (`path=`) also records each collection's demo count in
+    `icalign_counts.json` inside its folder, after every add and delete. Opening a store
+    that holds fewer demos than recorded (its `storage.sqlite` deleted, emptied or replaced)
+    raises `StoreCorruptedError`, as does a folder whose files Qdrant cannot read.
+
     Setup:
         ```bash
         pip install langchain-icalign
@@ -112,7 +125,9 @@ class DemoStore:
         **client_kwargs: Passed to `QdrantClient`.
 
     Raises:
+        ValueError: For an empty collection name, or conflicting arguments.
         EmbeddingMismatchError: The collection was built with another embedding model or size.
+        StoreCorruptedError: A local folder's files are damaged, or it lost demos.
         StoreLockedError: The local folder is open in another client or process.
         StoreConnectionError: The Qdrant server does not answer.
     """
@@ -136,6 +151,9 @@ class DemoStore:
         if embed not in ("prompt", "prompt_response"):
             msg = f"embed must be 'prompt' or 'prompt_response', got {embed!r}"
             raise ValueError(msg)
+        if not collection_name.strip():
+            msg = f"collection_name is empty ({collection_name!r}); give the collection a name"
+            raise ValueError(msg)
         self.embeddings = embeddings
         self.collection_name = collection_name
         reserved = {"collection_name", "vectors_config", "metadata"} & set(collection_options or {})
@@ -147,15 +165,22 @@ class DemoStore:
         self.embedding_name = embedding_name or embedding_model_name(embeddings)
         self._where = str(url or path or location or "the given client")
         self._lock = threading.RLock()
+        if client is not None and any(v is not None for v in (location, path, url, api_key)):
+            msg = "pass either client= or location/path/url/api_key, not both"
+            raise ValueError(msg)
+        self._folder = Path(path) if path is not None else None
+        self._counts = CountRecord(self._folder) if self._folder is not None else None
         self.client = (
             client
             if client is not None
             else self._connect(location, path, url, api_key, timeout, client_kwargs)
         )
-        if client is not None and any(v is not None for v in (location, path, url, api_key)):
-            msg = "pass either client= or location/path/url/api_key, not both"
-            raise ValueError(msg)
-        self.vector_size = self._open_collection()
+        try:
+            self.vector_size = self._open_collection()
+        except BaseException:
+            if client is None:  # a local folder stays locked until its client is closed
+                self.client.close()
+            raise
         self.vectorstore = QdrantVectorStore(
             client=self.client,
             collection_name=collection_name,
@@ -191,14 +216,26 @@ class DemoStore:
                 timeout=timeout,
                 **client_kwargs,
             )
-        except RuntimeError as error:
-            if "already accessed" in str(error):
-                msg = (
-                    f"the local Qdrant store at {path} is already open in another client or "
-                    "process; close it first, or use a Qdrant server for shared access"
-                )
-                raise StoreLockedError(msg) from error
-            raise
+        except Exception as error:
+            locked = (
+                f"the local Qdrant store at {path} is already open in another client or "
+                "process; close it first, or use a Qdrant server for shared access"
+            )
+            if isinstance(error, RuntimeError) and "already accessed" in str(error):
+                raise StoreLockedError(locked) from error
+            if path is None:
+                raise
+            # Qdrant reads the files before it takes the lock: the holder may be writing them.
+            if is_locked_elsewhere(Path(path)):
+                raise StoreLockedError(locked) from error
+            damage = find_damage(Path(path))
+            if damage is None:
+                raise
+            msg = (
+                f"the local Qdrant store at {path} cannot be opened: {damage}. Restore the "
+                "folder from a backup, or delete it and index the demos again"
+            )
+            raise StoreCorruptedError(msg) from error
 
     def _open_collection(self) -> int:
         try:
@@ -208,6 +245,7 @@ class DemoStore:
             raise StoreConnectionError(msg) from error
         expected = {"embedding_model": self.embedding_name, "embed": self.embed}
         if not exists:
+            self._refuse_lost_collection()
             size = len(self.embeddings.embed_query("vector size probe"))
             self.client.create_collection(
                 self.collection_name,
@@ -221,6 +259,7 @@ class DemoStore:
                 },
                 **self.collection_options,
             )
+            self._check_count()  # a storage file left behind is read back in
             return size
         info = self.client.get_collection(self.collection_name)
         vectors = info.config.params.vectors
@@ -248,7 +287,45 @@ class DemoStore:
                 f"{stored_size}, but the embeddings give {probe}"
             )
             raise EmbeddingMismatchError(msg)
+        self._check_count()
         return probe
+
+    def _refuse_lost_collection(self) -> None:
+        """Refuse to make anew a local collection that held demos and whose files are gone."""
+        if self._counts is None or self._folder is None:
+            return
+        recorded = self._counts.points(self.collection_name)
+        storage = collection_storage(self._folder, self.collection_name)
+        if recorded and not storage.exists():
+            cause = f"the collection is missing from {meta_file(self._folder)}, and {storage}"
+            raise StoreCorruptedError(self._lost_demos(self._counts, recorded, 0, cause))
+
+    def _check_count(self) -> None:
+        """Refuse a local store holding fewer demos than it recorded; record a new count."""
+        if self._counts is None or self._folder is None:
+            return
+        found = self.count()
+        recorded = self._counts.points(self.collection_name)
+        if recorded is not None and found < recorded:
+            storage = collection_storage(self._folder, self.collection_name)
+            cause = f"{storage} was deleted, emptied or replaced"
+            raise StoreCorruptedError(self._lost_demos(self._counts, recorded, found, cause))
+        if recorded != found:
+            self._counts.write(self.collection_name, found)
+
+    def _lost_demos(self, counts: CountRecord, recorded: int, found: int, cause: str) -> str:
+        return (
+            f"the demo store at {self._folder} has lost demos: collection "
+            f"{self.collection_name!r} held {recorded} when last written, but {found} are left "
+            f"({cause}). Restore the folder from a backup, or delete it and index the demos "
+            f"again; if another client removed them on purpose, delete {counts.path} to "
+            "accept the store as it is"
+        )
+
+    def _record_count(self) -> None:
+        if self._counts is not None:
+            with self._lock:  # counted and written in the order the changes were made
+                self._counts.write(self.collection_name, self.count())
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -335,6 +412,7 @@ class DemoStore:
                             batch_size=batch_size,
                         )
                 bar.update(len(batch))
+        self._record_count()
         return [d.id for d in items]
 
     async def aadd_demos(self, demos: Iterable[AlignmentDemo], batch_size: int = 64) -> list[str]:
@@ -349,10 +427,25 @@ class DemoStore:
                 self.collection_name,
                 points_selector=models.PointIdsList(points=point_ids),
             )
+            self._record_count()
 
     async def adelete(self, ids: Sequence[str]) -> None:
         """Async `delete`."""
         await run_in_executor(None, self.delete, list(ids))
+
+    def drop_collection(self, collection_name: str) -> None:
+        """Delete another collection of this store's client, and its recorded count.
+
+        Raises:
+            ValueError: For this store's own collection.
+        """
+        if collection_name == self.collection_name:
+            msg = f"{collection_name!r} is this store's own collection; close the store instead"
+            raise ValueError(msg)
+        with self._lock:
+            self.client.delete_collection(collection_name)
+            if self._counts is not None:
+                self._counts.forget(collection_name)
 
     # -- reading ---------------------------------------------------------------------------
 

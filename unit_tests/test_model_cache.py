@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -15,18 +16,36 @@ from typing import Any
 import pytest
 
 from langchain_icalign import model_cache as mc
+from langchain_icalign.model_files import record_files
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _write_complete_folder(folder: Path, *, marker: bool = True) -> None:
+def write_weights(path: Path, values: list[float] | None = None) -> None:
+    """A small, valid float32 safetensors file."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    data = np.array(values or [0.5, -1.0, 2.0, 0.25], dtype=np.float32)
+    save_file({"w": data}, str(path))
+
+
+def write_marker(folder: Path, *, files: bool = True) -> None:
+    """The completion marker, with the files' records (as a conversion writes it)."""
+    info: dict[str, Any] = {"format_version": mc._FORMAT_VERSION}
+    if files:
+        info["files"] = record_files(folder, skip={".complete"})
+    (folder / ".complete").write_text(json.dumps(info))
+
+
+def write_complete_folder(folder: Path, *, marker: bool = True) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text("{}")
-    (folder / "model.safetensors").write_bytes(b"weights")
+    write_weights(folder / "model.safetensors")
     (folder / "tokenizer.json").write_text("{}")
     (folder / "tokenizer_config.json").write_text("{}")
     if marker:
-        (folder / ".complete").write_text(json.dumps({"format_version": mc._FORMAT_VERSION}))
+        write_marker(folder)
 
 
 def _fake_convert(calls: list[Path], *, delay: float = 0.0):
@@ -35,7 +54,7 @@ def _fake_convert(calls: list[Path], *, delay: float = 0.0):
         assert out_dir.is_dir()
         assert out_dir.name.startswith(mc._TMP_PREFIX)
         time.sleep(delay)
-        _write_complete_folder(out_dir, marker=False)
+        write_complete_folder(out_dir, marker=False)
         return {"format_version": mc._FORMAT_VERSION, "fake": True}
 
     return convert
@@ -112,13 +131,13 @@ def test_import_is_cheap() -> None:
 
 def test_folder_without_marker_is_not_complete(tmp_path: Path) -> None:
     folder = tmp_path / "m"
-    _write_complete_folder(folder, marker=False)
+    write_complete_folder(folder, marker=False)
     assert not mc.is_model_complete(folder)
 
 
 def test_complete_folder(tmp_path: Path) -> None:
     folder = tmp_path / "m"
-    _write_complete_folder(folder)
+    write_complete_folder(folder)
     assert mc.is_model_complete(folder)
 
 
@@ -129,7 +148,7 @@ def test_missing_folder_is_not_complete(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content", ["", "not json", "[]", '{"format_version": 999}'])
 def test_bad_marker_is_not_complete(tmp_path: Path, content: str) -> None:
     folder = tmp_path / "m"
-    _write_complete_folder(folder)
+    write_complete_folder(folder)
     (folder / ".complete").write_text(content)
     assert not mc.is_model_complete(folder)
 
@@ -137,16 +156,17 @@ def test_bad_marker_is_not_complete(tmp_path: Path, content: str) -> None:
 @pytest.mark.parametrize("missing", ["config.json", "model.safetensors", "tokenizer.json"])
 def test_marker_but_missing_files_is_not_complete(tmp_path: Path, missing: str) -> None:
     folder = tmp_path / "m"
-    _write_complete_folder(folder)
+    write_complete_folder(folder)
     (folder / missing).unlink()
     assert not mc.is_model_complete(folder)
 
 
 def test_sharded_weights_count_as_weights(tmp_path: Path) -> None:
     folder = tmp_path / "m"
-    _write_complete_folder(folder)
-    (folder / "model.safetensors").unlink()
+    write_complete_folder(folder, marker=False)
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00001.safetensors")
     (folder / "model.safetensors.index.json").write_text("{}")
+    write_marker(folder)
     assert mc.is_model_complete(folder)
 
 
@@ -157,7 +177,7 @@ def test_complete_folder_returned_without_converting(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     target = mc.default_model_dir(tmp_path)
-    _write_complete_folder(target)
+    write_complete_folder(target)
 
     def boom(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("must not convert or even take the lock")
@@ -180,6 +200,18 @@ def test_conversion_publishes_complete_folder(
     marker = json.loads((target / ".complete").read_text())
     assert marker["fake"] is True
     assert "conversion_seconds" in marker
+    weights = target / "model.safetensors"
+    assert marker["files"]["model.safetensors"] == {
+        "size": weights.stat().st_size,
+        "mtime_ns": weights.stat().st_mtime_ns,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+    }
+    assert set(marker["files"]) == {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    }
     assert _tmp_leftovers(tmp_path) == []
     # Second call: already complete, no conversion.
     assert mc.ensure_default_model(tmp_path, show_progress=False) == target
@@ -205,7 +237,7 @@ def test_stale_tmp_and_incomplete_target_are_cleaned(
     stale_file = models / f"{mc._TMP_PREFIX}stray"
     stale_file.write_text("x")
     target = mc.default_model_dir(tmp_path)
-    _write_complete_folder(target, marker=False)  # e.g. an older, interrupted layout
+    write_complete_folder(target, marker=False)  # e.g. an older, interrupted layout
     (target / "junk.bin").write_bytes(b"junk")
 
     calls: list[Path] = []
@@ -252,7 +284,7 @@ def test_published_folder_has_umask_permissions(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     def convert(out_dir: Path, *, show_progress: bool) -> dict[str, Any]:
-        _write_complete_folder(out_dir, marker=False)
+        write_complete_folder(out_dir, marker=False)
         (out_dir / "model.safetensors").chmod(0o600)
         return {"format_version": mc._FORMAT_VERSION}
 
@@ -318,7 +350,7 @@ def test_waiter_reuses_result_of_lock_holder(
         thread.start()
         time.sleep(0.3)
         assert thread.is_alive()  # blocked on the lock
-        _write_complete_folder(target)  # the holder "finishes" its conversion
+        write_complete_folder(target)  # the holder "finishes" its conversion
     thread.join(5)
     assert not thread.is_alive()
     assert result == [target]
@@ -519,6 +551,9 @@ class _FakeLM:
     def __init__(self) -> None:
         self.generation_config = SimpleNamespace(pad_token_id=None)
         self.eval_called = False
+
+    def named_parameters(self) -> list[tuple[str, Any]]:
+        return []
 
     def eval(self) -> _FakeLM:
         self.eval_called = True

@@ -209,3 +209,14 @@ def test_given_vectors_of_the_wrong_size_are_refused(embeddings, demos):
         with pytest.raises(ValueError, match="size 3"):
             store.add_demos(demos, vectors={demos[0].id: [0.1, 0.2, 0.3]})
         assert store.count() == 0
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_empty_collection_name_is_a_value_error_saying_so(name):
+    with pytest.raises(ValueError, match="collection_name is empty"):
+        DemoStore(BagOfWordsEmbeddings(), collection_name=name)
+
+
+def test_a_store_cannot_drop_its_own_collection(store):
+    with pytest.raises(ValueError, match="own collection"):
+        store.drop_collection(store.collection_name)
