@@ -8,6 +8,7 @@ A rate outside [target / 1.6, target * 1.6] is flagged.
 Usage: python3 benchmarks/pool_candidates/voice.py FILE.jsonl [FILE.jsonl ...]
 """
 
+import itertools
 import json
 import re
 import sys
@@ -63,7 +64,7 @@ def profile(texts):
     for text in texts:
         words = [w.lower() for w in WORD.findall(text.replace("\u2019", "'"))]
         counts.update(words)
-        counts.update(" ".join(pair) for pair in zip(words, words[1:]))
+        counts.update(" ".join(pair) for pair in itertools.pairwise(words))
         total += len(words)
     return {key: counts[key] / max(total, 1) * 1000 for key in TARGETS}, total
 
@@ -83,7 +84,9 @@ def main():
         print(f"  {'word':<14} {'target':>7} {'file':>7}")
         for key, target in TARGETS.items():
             rate = rates[key]
-            flag = "" if target / 1.6 <= rate <= target * 1.6 else "  <-- too low" if rate < target else "  <-- too high"
+            flag = ""
+            if not target / 1.6 <= rate <= target * 1.6:
+                flag = "  <-- too low" if rate < target else "  <-- too high"
             off += bool(flag)
             print(f"  {key:<14} {target:>7.2f} {rate:>7.2f}{flag}")
         print(f"  {off} of {len(TARGETS)} rates outside the range")
