@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import operator
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -67,6 +69,25 @@ def _as_chunk(message: AIMessage) -> AIMessageChunk:
     )
 
 
+def _time_left(params: GenerationParams, started: float) -> GenerationParams:
+    """`params` whose timeout is what is left of the call's since `started`.
+
+    A call's timeout counts from the call: retrieval and rendering use part of it.
+    """
+    if params.timeout is None:
+        return params
+    return dataclasses.replace(params, timeout=params.timeout - (time.monotonic() - started))
+
+
+def _out_of_time(params: GenerationParams) -> bool:
+    return params.timeout is not None and params.timeout <= 0
+
+
+def _timed_out(prompt: PreparedPrompt) -> Generation:
+    """The outcome of a call whose time ran out before generation: no text, "timeout"."""
+    return Generation("", prompt.tokens, 0, "timeout")
+
+
 class ContextWindowExceededError(ValueError):
     """The conversation itself (without demos) leaves no room for the answer."""
 
@@ -81,6 +102,7 @@ class PreparedPrompt:
         demos: Retrieved demos in prompt order (most relevant last).
         constant_demos: Demos placed first on every request.
         tokens: Tokens in `text`.
+        messages: The chat `conversation` was made from (where a tool call may come from).
     """
 
     text: str
@@ -88,6 +110,7 @@ class PreparedPrompt:
     demos: tuple[SelectedDemo, ...]
     constant_demos: tuple[AlignmentDemo, ...]
     tokens: int
+    messages: tuple[BaseMessage, ...] = ()
 
 
 class ChatICAlign(BaseChatModel):
@@ -222,7 +245,11 @@ class ChatICAlign(BaseChatModel):
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Extra stop strings."""
     timeout: float | None = None
-    """Seconds after which generation stops (finish reason "timeout")."""
+    """Seconds the whole call may take, from `invoke`/`stream` on: demo retrieval, reading the
+    prompt and decoding. When they run out the answer ends there, with finish reason
+    "timeout": the text generated so far, or none when time ran out before the first token
+    (the prompt is read in chunks with the transformers backend, checking the time between
+    them). In a `batch` it bounds the batched decoding only."""
     max_retries: int = 0
     """Accepted for compatibility; local generation is not retried."""
     streaming: bool = False
@@ -362,19 +389,28 @@ class ChatICAlign(BaseChatModel):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: str | dict[str, Any] | bool | None = None,
+        confirm_tools: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools, described in the prompt and taught by tool-call demos.
 
         The model calls a tool by writing `<tool_call>{"name": ..., "arguments": ...}`;
         the call is parsed into `AIMessage.tool_calls` (arguments checked against the
-        schema; malformed calls go to `invalid_tool_calls`). `ToolMessage` results are
-        rendered back into the conversation.
+        schema, undeclared ones refused; malformed calls go to `invalid_tool_calls`).
+        `ToolMessage` results are rendered back into the conversation.
+
+        Given text cannot make a call: tool-call tags in messages and tool results are
+        broken, a call a tool result wrote and the model copied is refused (in
+        `invalid_tool_calls`, with the reason), and one reproduced from a human message
+        is reported in `response_metadata["tool_calls_from_user_text"]`.
 
         Args:
             tools: Tools as LangChain tools, functions, Pydantic classes or OpenAI dicts.
             tool_choice: "auto" (default), "any"/"required" (a call is forced), a tool
                 name (that call is forced), or "none".
+            confirm_tools: Tools (with side effects) that may only be called when the
+                user's latest message names them in its own words ("delete all files"
+                for `delete_all_files`); other calls to them are refused.
             **kwargs: Other call options to bind.
         """
         formatted = [convert_to_openai_tool(tool) for tool in tools]
@@ -383,6 +419,13 @@ class ChatICAlign(BaseChatModel):
         if choice not in (None, "auto", "any", "required", "none", *names):
             msg = f"tool_choice {tool_choice!r} names no bound tool; tools are {names}"
             raise ValueError(msg)
+        confirm = list(confirm_tools or ())
+        unknown = [name for name in confirm if name not in names]
+        if unknown:
+            msg = f"confirm_tools names {unknown}, which are not bound; tools are {names}"
+            raise ValueError(msg)
+        if confirm:
+            kwargs["confirm_tools"] = confirm
         return super().bind(tools=formatted, tool_choice=choice, **kwargs)
 
     def with_structured_output(
@@ -445,7 +488,9 @@ class ChatICAlign(BaseChatModel):
     def _prepare(
         self, messages: Sequence[BaseMessage], max_new_tokens: int, mode: RequestMode
     ) -> PreparedPrompt:
-        conversation = mode.shape(messages_to_conversation(messages, self.system_prompt))
+        conversation = mode.shape(
+            messages_to_conversation(messages, self.system_prompt, neutralize=mode.neutralize)
+        )
         backend = self.backend
         fmt = self.format
         special = backend.special_tokens
@@ -464,7 +509,8 @@ class ChatICAlign(BaseChatModel):
             )
             raise ContextWindowExceededError(msg)
         selected = self._select(retrieval_query(messages, conversation), room)
-        return self._fit(conversation, first, selected, last, max_new_tokens)
+        prepared = self._fit(conversation, first, selected, last, max_new_tokens)
+        return dataclasses.replace(prepared, messages=tuple(messages))
 
     def _select(self, query: str, room: int | None) -> list[SelectedDemo]:
         if self.selector is None:
@@ -575,14 +621,17 @@ class ChatICAlign(BaseChatModel):
             self.format.finalize(prompt.conversation.answer_prefix + generation.text)
         )
         extra: dict[str, Any] = {}
+        metadata = self._metadata(prompt, generation)
         if mode.tools:
             parsed = parse_answer(text, mode.tools)
             text = parsed.content
+            guarded = mode.guard(parsed.tool_calls, parsed.invalid_tool_calls, prompt.messages)
             extra = {
-                "tool_calls": parsed.tool_calls,
-                "invalid_tool_calls": parsed.invalid_tool_calls,
+                "tool_calls": guarded.tool_calls,
+                "invalid_tool_calls": guarded.invalid_tool_calls,
             }
-        metadata = self._metadata(prompt, generation)
+            if guarded.from_user_text:
+                metadata["tool_calls_from_user_text"] = guarded.from_user_text
         if extra.get("tool_calls"):
             metadata["finish_reason"] = "tool_calls"
         return AIMessage(
@@ -592,6 +641,14 @@ class ChatICAlign(BaseChatModel):
             **extra,
         )
 
+    def _generate_whole(
+        self, mode: RequestMode, prompt: PreparedPrompt, params: GenerationParams
+    ) -> Generation:
+        """The whole answer, or none (finish reason "timeout") when no time is left."""
+        if _out_of_time(params):
+            return _timed_out(prompt)
+        return mode.generate(self.backend.generate, prompt.text, params)
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -599,6 +656,7 @@ class ChatICAlign(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        started = time.monotonic()
         mode = RequestMode.from_kwargs(kwargs)
         if self.streaming and mode.streams_text:
             chunks = list(self._stream(messages, stop, run_manager, **kwargs))
@@ -615,8 +673,8 @@ class ChatICAlign(BaseChatModel):
         window = ACTIVE_WINDOW.get()
         if window is None:
             prompt = self._prepare(messages, params.max_new_tokens, mode)
-            params = mode.for_prompt(params, prompt.conversation)
-            generation = mode.generate(self.backend.generate, prompt.text, params)
+            params = _time_left(mode.for_prompt(params, prompt.conversation), started)
+            generation = self._generate_whole(mode, prompt, params)
         else:  # part of a `batch`: generate together with the other inputs
             try:
                 prompt = self._prepare(messages, params.max_new_tokens, mode)
@@ -626,7 +684,7 @@ class ChatICAlign(BaseChatModel):
             params = mode.for_prompt(params, prompt.conversation)
             if mode.guided:  # several short steps, each on the last: run alone
                 window.withdraw()
-                generation = mode.generate(self.backend.generate, prompt.text, params)
+                generation = self._generate_whole(mode, prompt, _time_left(params, started))
             else:
                 generation = window.submit(prompt.text, params)
         return ChatResult(
@@ -641,18 +699,23 @@ class ChatICAlign(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Generator[ChatGenerationChunk, None, None]:
+        started = time.monotonic()
         mode = RequestMode.from_kwargs(kwargs)
         params = self._params(stop, kwargs, mode)
         prompt = self._prepare(messages, params.max_new_tokens, mode)
-        params = mode.for_prompt(params, prompt.conversation)
+        params = _time_left(mode.for_prompt(params, prompt.conversation), started)
         if not mode.streams_text:
             # A tool call or JSON answer is only meaningful whole: generate, then one chunk.
-            generation = mode.generate(self.backend.generate, prompt.text, params)
+            generation = self._generate_whole(mode, prompt, params)
             message = self._message(prompt, generation, mode)
             yield ChatGenerationChunk(message=_as_chunk(message))
             return
-        events = cast(
-            "Generator[str | Generation, None, None]", self.backend.stream(prompt.text, params)
+        events = (
+            (event for event in (_timed_out(prompt),))
+            if _out_of_time(params)
+            else cast(
+                "Generator[str | Generation, None, None]", self.backend.stream(prompt.text, params)
+            )
         )
         try:
             for event in events:

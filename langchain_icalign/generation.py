@@ -26,7 +26,10 @@ class GenerationParams:
         top_k: Keep the k likeliest tokens; None or 0 disables it.
         seed: Seed for sampling; None leaves the generator as it is.
         stop: Strings that end the answer.
-        timeout: Seconds after which generation stops (finish reason "timeout").
+        timeout: Seconds the backend call may take, reading the prompt included where
+            the backend can stop between parts of it (the transformers backend does);
+            then the answer ends with finish reason "timeout", keeping the text so far
+            (none when time ran out before the first token).
         repetition_penalty: Penalty on tokens already present (None or 1.0: off).
         answer_prefix: Text the prompt already forces the answer to start with.
         starts_with_one_of: When set, the answer must begin with one of these strings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
@@ -38,7 +38,10 @@ def message_text(message: BaseMessage) -> str:
 
 
 def messages_to_conversation(
-    messages: Sequence[BaseMessage], default_system: str | None = None
+    messages: Sequence[BaseMessage],
+    default_system: str | None = None,
+    *,
+    neutralize: Callable[[str], str] | None = None,
 ) -> Conversation:
     """Reduce a chat to system text, earlier exchanges and the last user-side message.
 
@@ -49,6 +52,9 @@ def messages_to_conversation(
     Args:
         messages: The chat, ending with a human message.
         default_system: System text used when the chat has none.
+        neutralize: Applied to the text of every human, tool and AI message (not to the
+            calls rendered from an AI message's `tool_calls`, nor to system text), so that
+            given text cannot pose as a call (`tool_calling.neutralize_tool_calls`).
 
     Raises:
         ValueError: When the chat is empty, does not end with a human or tool message,
@@ -60,20 +66,22 @@ def messages_to_conversation(
     system: list[str] = []
     sides: list[tuple[str, list[str]]] = []  # ("user" | "assistant", texts)
     call_names: dict[str, str] = {}
+    given = neutralize or (lambda text: text)
     for message in messages:
         if isinstance(message, SystemMessage):
             system.append(message_text(message))
             continue
         if isinstance(message, HumanMessage):
-            side, text = "user", message_text(message)
+            side, text = "user", given(message_text(message))
         elif isinstance(message, ToolMessage):
             name = message.name or call_names.get(message.tool_call_id)
-            side, text = "user", render_tool_result(name, message_text(message))
+            side, text = "user", render_tool_result(name, given(message_text(message)))
         elif isinstance(message, AIMessage):
             calls = [render_tool_call(c["name"], c["args"]) for c in message.tool_calls]
             call_names.update({c["id"]: c["name"] for c in message.tool_calls if c["id"]})
             side = "assistant"
-            text = "\n".join(part for part in [message_text(message).strip(), *calls] if part)
+            own = given(message_text(message)).strip()
+            text = "\n".join(part for part in [own, *calls] if part)
         else:
             msg = (
                 f"ChatICAlign cannot render a {type(message).__name__} ({message.type!r}); "

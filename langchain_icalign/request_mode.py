@@ -2,7 +2,9 @@
 
 `RequestMode` turns the call options LangChain passes (`tools`, `tool_choice`,
 `response_format`) into changes to the conversation (tool descriptions in the system text,
-a forced answer prefix), extra demos and stop strings, and back into a clean answer.
+a forced answer prefix), extra demos and stop strings, and back into a clean answer. Its
+injection defences (`confirm_tools`, `injection_defences`) say how given text is made inert
+and which parsed calls stand.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    BaseMessage,
+    HumanMessage,
+    InvalidToolCall,
+    ToolCall,
+    ToolMessage,
+)
 
+from langchain_icalign.call_guard import GuardedCalls, guard_tool_calls
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation
 from langchain_icalign.generation import Generation, GenerationParams
@@ -24,10 +33,12 @@ from langchain_icalign.messages import message_text
 from langchain_icalign.tool_calling import (
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
+    UNDECLARED_ARGUMENT,
     answer_prefix,
     arguments_opening,
     describe_fields,
     describe_tools,
+    neutralize_tool_calls,
     parse_answer,
 )
 
@@ -36,7 +47,14 @@ __all__ = ["JSON_INSTRUCTION", "RequestMode", "normalize_tool_choice", "retrieva
 JSON_INSTRUCTION = "Answer with a single JSON object and nothing else."
 
 # Options that shape the request and must not reach the backend as sampling options.
-_CALL_OPTIONS = ("tools", "tool_choice", "response_format", "ls_structured_output_format")
+_CALL_OPTIONS = (
+    "tools",
+    "tool_choice",
+    "response_format",
+    "ls_structured_output_format",
+    "confirm_tools",
+    "injection_defences",
+)
 
 
 def normalize_tool_choice(tool_choice: Any) -> str | None:
@@ -64,21 +82,44 @@ def normalize_tool_choice(tool_choice: Any) -> str | None:
 
 @dataclass(frozen=True)
 class RequestMode:
-    """Tools bound to a call and how they must be used, or JSON mode."""
+    """Tools bound to a call and how they must be used, or JSON mode.
+
+    Attributes:
+        tools: OpenAI tool dicts.
+        tool_choice: One string from `normalize_tool_choice`, or None.
+        json_mode: Whether the answer is a JSON object.
+        json_schema: The schema of that object, if given.
+        confirm_tools: Tools that may only be called when the user's latest message names
+            them (`call_guard.names_tool`).
+        injection_defences: Tool-call tags in given text broken, calls a tool result wrote
+            refused, `confirm_tools` enforced. Off only to measure what they prevent.
+    """
 
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | None = None
     json_mode: bool = False
     json_schema: dict[str, Any] | None = None
+    confirm_tools: tuple[str, ...] = ()
+    injection_defences: bool = True
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> RequestMode:
-        """Read (and remove) the call options from `kwargs`."""
+        """Read (and remove) the call options from `kwargs`.
+
+        Raises:
+            ValueError: When `confirm_tools` names a tool that is not bound.
+        """
         options = {key: kwargs.pop(key) for key in _CALL_OPTIONS if key in kwargs}
         choice = normalize_tool_choice(options.get("tool_choice"))
         tools = tuple(options.get("tools") or ())
         if choice == "none":
             tools = ()
+        confirm = tuple(options.get("confirm_tools") or ())
+        names = [t.get("function", t)["name"] for t in tools]
+        unknown = [name for name in confirm if name not in names]
+        if tools and unknown:
+            msg = f"confirm_tools names {unknown}, which are not bound; tools are {names}"
+            raise ValueError(msg)
         response_format = options.get("response_format")
         json_mode = response_format in ("json", "json_object") or (
             isinstance(response_format, dict)
@@ -94,12 +135,30 @@ class RequestMode:
             tool_choice=choice if tools else None,
             json_mode=json_mode,
             json_schema=schema,
+            confirm_tools=confirm if tools else (),
+            injection_defences=bool(options.get("injection_defences", True)),
         )
 
     @property
     def streams_text(self) -> bool:
         """Whether the answer can be streamed as plain text."""
         return not self.tools and not self.json_mode
+
+    @property
+    def neutralize(self) -> Callable[[str], str] | None:
+        """What makes message text unable to pose as a tool call (None: defences off)."""
+        return neutralize_tool_calls if self.injection_defences else None
+
+    def guard(
+        self,
+        tool_calls: Sequence[ToolCall],
+        invalid_tool_calls: Sequence[InvalidToolCall],
+        messages: Sequence[BaseMessage],
+    ) -> GuardedCalls:
+        """Parsed calls after the provenance and confirmation checks (`call_guard`)."""
+        if not self.injection_defences:
+            return GuardedCalls(list(tool_calls), list(invalid_tool_calls))
+        return guard_tool_calls(tool_calls, invalid_tool_calls, messages, self.confirm_tools)
 
     @property
     def stop(self) -> tuple[str, ...]:
@@ -279,7 +338,8 @@ class RequestMode:
 
         A call it starts with an unknown tool or arguments that do not fit is generated again
         from its opening tag, the name constrained and the arguments guided, within what is
-        left of the token budget.
+        left of the token budget. A call with arguments its tool does not declare is left
+        invalid: redone, it would become a valid call the model did not write.
         """
         first = generate(prompt, params)
         cut = first.text.find(TOOL_CALL_OPEN)
@@ -288,6 +348,11 @@ class RequestMode:
             return first
         parsed = parse_answer(self.answer(first.text), self.tools)
         if parsed.tool_calls and not parsed.invalid_tool_calls:
+            return first
+        if any(
+            (call.get("error") or "").startswith(UNDECLARED_ARGUMENT)
+            for call in parsed.invalid_tool_calls
+        ):
             return first
         head = first.text[:cut] + TOOL_CALL_OPEN + '{"name": "'
         rest_params = dataclasses.replace(

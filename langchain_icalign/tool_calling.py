@@ -2,7 +2,9 @@
 
 A call is written `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`; a result comes
 back as a user-side turn `Tool result from NAME: ...`. Demos in this syntax (built-in
-`data/tool_demos.jsonl`) show the model when and how to call.
+`data/tool_demos.jsonl`) show the model when and how to call. The same tags in given text
+(messages, tool results) are broken by `neutralize_tool_calls`, so only the model's own
+answer can hold a call.
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from langchain_core.utils.json import parse_partial_json
 
+from langchain_icalign.neutralizing import break_markers
+
 __all__ = [
     "TOOL_CALL_CLOSE",
     "TOOL_CALL_OPEN",
+    "TOOL_CALL_TAG",
+    "UNDECLARED_ARGUMENT",
     "ParsedAnswer",
     "answer_prefix",
     "arguments_opening",
     "check_arguments",
     "describe_fields",
     "describe_tools",
+    "neutralize_tool_calls",
     "opens_with_quote",
     "parse_answer",
     "render_tool_call",
@@ -38,6 +45,15 @@ TOOL_CALL_CLOSE = "</tool_call>"
 _CALL = re.compile(
     re.escape(TOOL_CALL_OPEN) + r"(.*?)(?:" + re.escape(TOOL_CALL_CLOSE) + r"|$)", re.S
 )
+TOOL_CALL_TAG = re.compile(
+    r"(?:<|&lt;)[^\S\n]*/?[^\S\n]*\|?[^\S\n]*tool[^\S\n]*[_-]?[^\S\n]*calls?"
+    r"[^\S\n]*\|?[^\S\n]*(?:>|&gt;)",
+    re.IGNORECASE,
+)
+"""An opening or closing tool-call tag as written in given text, matched in the folded view:
+any case, spaces inside, `-` or a space for `_`, `<|tool_call|>`, HTML-escaped brackets."""
+UNDECLARED_ARGUMENT = "unknown argument"
+"""How the reason for a call with an argument its tool does not declare begins."""
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -129,6 +145,15 @@ def render_tool_result(name: str | None, content: str) -> str:
     return f"Tool result from {name or 'the tool'}: {content}"
 
 
+def neutralize_tool_calls(text: str) -> str:
+    """Break every tool-call tag in given text (see `TOOL_CALL_TAG`) with a word joiner.
+
+    Tags hidden behind format characters, full-width forms or case are found too (the
+    folded view of `neutralizing.break_markers`); the text is otherwise kept.
+    """
+    return break_markers(text, TOOL_CALL_TAG)
+
+
 def answer_prefix(tools: Sequence[dict[str, Any]], tool_choice: str | None) -> str:
     """Text the answer is forced to start with, for `tool_choice` "any"/"required"/a name."""
     if tool_choice in (None, "auto", "none"):
@@ -149,20 +174,26 @@ def answer_prefix(tools: Sequence[dict[str, Any]], tool_choice: str | None) -> s
 def check_arguments(args: Any, schema: dict[str, Any]) -> str | None:
     """Why `args` does not fit the JSON schema's top level, or None when it fits.
 
-    Checks that arguments are an object, required properties are present, known
-    properties have the declared basic type, and enum values are allowed.
+    Checks that arguments are an object, required properties are present, every argument
+    is a declared property (unless the schema sets `additionalProperties` to true or to a
+    schema), declared properties have the declared basic type, and enum values are allowed.
     """
     if not isinstance(args, dict):
         return f"arguments must be a JSON object, got {type(args).__name__}"
     missing = [key for key in schema.get("required", []) if key not in args]
     if missing:
         return f"missing required arguments {missing}"
-    properties = schema.get("properties", {})
+    properties = schema.get("properties") or {}
+    extra = schema.get("additionalProperties")
+    open_schema = extra is True or isinstance(extra, dict)
     for key, value in args.items():
         spec = properties.get(key)
         if spec is None:
-            if schema.get("additionalProperties") is False:
-                return f"unknown argument {key!r}"
+            if open_schema:
+                continue
+            takes = f"it takes {sorted(properties)}" if properties else "it takes no arguments"
+            return f"{UNDECLARED_ARGUMENT} {key!r}: {takes}"
+        if not isinstance(spec, dict):
             continue
         kinds = spec.get("type")
         names = kinds if isinstance(kinds, list) else [kinds] if kinds else []
@@ -185,14 +216,6 @@ class ParsedAnswer:
     invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
 
 
-def _known_arguments(args: Any, schema: dict[str, Any]) -> Any:
-    """Drop arguments the schema does not declare (a constrained decoder never writes them)."""
-    properties = schema.get("properties")
-    if not isinstance(args, dict) or not properties:
-        return args
-    return {key: value for key, value in args.items() if key in properties}
-
-
 def _load(raw: str) -> Any:
     try:
         return json.loads(raw)
@@ -208,7 +231,8 @@ def parse_answer(text: str, tools: Sequence[dict[str, Any]]) -> ParsedAnswer:
     """Split `text` into content and tool calls, checking each call against its tool.
 
     A call naming an unknown tool, with unparsable JSON, or with arguments that do not fit
-    the schema becomes an `invalid_tool_call` carrying the reason.
+    the schema (an argument the tool does not declare included, for a tool without
+    parameters too) becomes an `invalid_tool_call` carrying the reason.
     """
     schemas = {_function(t)["name"]: _function(t).get("parameters", {}) for t in tools}
     matches = list(_CALL.finditer(text))
@@ -225,9 +249,7 @@ def parse_answer(text: str, tools: Sequence[dict[str, Any]]) -> ParsedAnswer:
             )
             continue
         name = payload["name"]
-        args = _known_arguments(
-            payload.get("arguments", payload.get("args", {})), schemas.get(name, {})
-        )
+        args = payload.get("arguments", payload.get("args", {}))
         error = (
             f"unknown tool {name!r}; tools are {sorted(schemas)}"
             if name not in schemas

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ from langchain_icalign.stop_strings import StopStringFilter, truncate_answer
 __all__ = ["StopOnStrings", "TransformersBackend"]
 
 _CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length")
+_MIN_PREFILL_CHUNK = 32
 
 
 class StopOnStrings(StoppingCriteria):
@@ -107,6 +109,28 @@ def _supports_dynamic_cache(model: Any) -> bool:
         return False
 
 
+def _forward_cache_kwarg(model: Any) -> str | None:
+    """The keyword the model's forward takes a cache by, or None when it names neither."""
+    try:
+        names = inspect.signature(model.forward).parameters
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return next((name for name in ("cache", "past_key_values") if name in names), None)
+
+
+def _takes_logits_to_keep(model: Any) -> bool:
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _expired(deadline: float | None, cancel: threading.Event | None) -> bool:
+    return (deadline is not None and time.monotonic() >= deadline) or (
+        cancel is not None and cancel.is_set()
+    )
+
+
 def _context_window(model: Any, tokenizer: Any) -> int | None:
     config = getattr(model, "config", None)
     text_config = getattr(config, "text_config", None) or config
@@ -119,6 +143,10 @@ def _context_window(model: Any, tokenizer: Any) -> int | None:
 
 
 _CACHE_KWARG = _cache_kwarg()
+
+
+def _deadline(started: float, params: GenerationParams) -> float | None:
+    return None if params.timeout is None else started + params.timeout
 
 
 class TransformersBackend(GenerationBackend):
@@ -134,6 +162,12 @@ class TransformersBackend(GenerationBackend):
     are the same as without the cache. `generate_batch` runs several prompts together,
     left-padded.
 
+    A long prompt is computed a chunk at a time (`prefill_chunk_tokens`), so that a
+    timeout bounds the whole call: `params.timeout` counts from the call (waiting for the
+    lock, reading the prompt, decoding), and a call whose time runs out between chunks
+    ends there, with no tokens and finish reason "timeout" (the chunks computed so far
+    stay in the prefix cache for a retry). Greedy answers are the same as with one pass.
+
     Args:
         model: A causal LM.
         tokenizer: Its tokenizer.
@@ -141,6 +175,12 @@ class TransformersBackend(GenerationBackend):
         logits_processors: Extra logits processors applied on every call (constraints).
         prefix_cache: A `PrefixCache`, True for a default one, or False for none. Models
             that cannot take a `DynamicCache` never use one.
+        prefill_chunk_tokens: Most prompt tokens computed per forward pass; the timeout
+            is checked between passes, and near it a pass is cut to what the pace so far
+            fits in the time left, so a call overruns its timeout by about one short pass
+            (at most one full one, the first). None computes the prompt in one pass (the
+            timeout then acts only once decoding starts); models that cannot take a
+            `DynamicCache` always do.
     """
 
     def __init__(
@@ -150,8 +190,13 @@ class TransformersBackend(GenerationBackend):
         model_name: str | None = None,
         logits_processors: Sequence[LogitsProcessor] = (),
         prefix_cache: PrefixCache | bool = True,
+        prefill_chunk_tokens: int | None = 256,
     ) -> None:
+        if prefill_chunk_tokens is not None and prefill_chunk_tokens < 1:
+            msg = f"prefill_chunk_tokens must be at least 1 or None, got {prefill_chunk_tokens}"
+            raise ValueError(msg)
         self.model = model
+        self.prefill_chunk_tokens = prefill_chunk_tokens
         self.logits_processors = list(logits_processors)
         self.tokenizer = tokenizer
         self.model_name = model_name or getattr(model, "name_or_path", "") or "transformers"
@@ -165,6 +210,10 @@ class TransformersBackend(GenerationBackend):
             if isinstance(prefix_cache, PrefixCache) and _supports_dynamic_cache(model)
             else None
         )
+        self._forward_cache = (
+            _forward_cache_kwarg(model) if _supports_dynamic_cache(model) else None
+        )
+        self._logits_to_keep = _takes_logits_to_keep(model)
 
     def _encode(self, prompt: str) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer(
@@ -192,7 +241,8 @@ class TransformersBackend(GenerationBackend):
         eos = self._eos()
         return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
 
-    def _config(self, params: GenerationParams) -> GenerationConfig:
+    def _config(self, params: GenerationParams, max_time: float | None = None) -> GenerationConfig:
+        """Generation settings; `max_time` (seconds of decoding) defaults to `params.timeout`."""
         defaults = self.model.generation_config
         eos = self._eos()
         sampling: dict[str, Any] = {"do_sample": False}
@@ -208,7 +258,7 @@ class TransformersBackend(GenerationBackend):
             eos_token_id=eos,
             bos_token_id=defaults.bos_token_id,
             pad_token_id=self._pad_id(),
-            max_time=params.timeout,
+            max_time=params.timeout if max_time is None else max_time,
             repetition_penalty=params.repetition_penalty,
             **sampling,
         )
@@ -235,14 +285,72 @@ class TransformersBackend(GenerationBackend):
             )
         return LogitsProcessorList(processors)
 
+    def _prefill(
+        self,
+        inputs: dict[str, torch.Tensor],
+        cache: Any,
+        start: int,
+        deadline: float | None,
+        cancel: threading.Event | None,
+    ) -> tuple[Any, bool]:
+        """Compute the prompt's states from `start` a chunk at a time, checking the time.
+
+        A prompt that fits one chunk is left to `generate`; a longer one is computed here
+        up to its last token, which `generate` computes (it needs its logits). Near the
+        deadline a chunk is cut to what the pace so far can compute in the time left (at
+        least `_MIN_PREFILL_CHUNK` tokens), so that the call ends closer to it.
+
+        Returns:
+            The cache (a new one when `cache` is None and the prompt is chunked), and
+            whether the prompt is ready for decoding (False: the deadline passed, or the
+            call was cancelled, before decoding could start).
+        """
+        size = self.prefill_chunk_tokens
+        ids = inputs["input_ids"]
+        total = int(ids.shape[1])
+        if size is None or self._forward_cache is None or total - start <= size:
+            return cache, not _expired(deadline, cancel)
+        last = total - 1
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+        mask = inputs.get("attention_mask")
+        extra: dict[str, Any] = {"logits_to_keep": 1} if self._logits_to_keep else {}
+        seconds_per_token: float | None = None
+        while start < last:
+            if _expired(deadline, cancel):
+                return cache, False
+            began = time.monotonic()
+            step = size
+            if deadline is not None and seconds_per_token:
+                fits = int((deadline - began) / seconds_per_token)
+                step = max(_MIN_PREFILL_CHUNK, min(size, fits))
+            end = min(start + step, last)
+            self.model(
+                input_ids=ids[:, start:end],
+                attention_mask=None if mask is None else mask[:, :end],
+                use_cache=True,
+                **{self._forward_cache: cache},
+                **extra,
+            )
+            seconds_per_token = (time.monotonic() - began) / (end - start)
+            start = end
+        return cache, not _expired(deadline, cancel)
+
     def _run(
         self,
         inputs: dict[str, torch.Tensor],
         params: GenerationParams,
         cancel: threading.Event | None = None,
         streamer: Any = None,
+        deadline: float | None = None,
     ) -> tuple[torch.Tensor, int]:
-        """New token ids of a one-prompt call, and the prompt tokens read from the cache."""
+        """New token ids of a one-prompt call, and the prompt tokens read from the cache.
+
+        With a `deadline` (a `time.monotonic()` value) that passes before decoding can
+        start, no token is generated.
+        """
         prompt_length = inputs["input_ids"].shape[1]
         criteria = StoppingCriteriaList([self._criteria(params, prompt_length, cancel)])
         with self._lock, torch.inference_mode():
@@ -253,9 +361,15 @@ class TransformersBackend(GenerationBackend):
                 cache, reused = self.prefix_cache.take(
                     inputs["input_ids"][0], getattr(self.model, "config", None)
                 )
+            cache, ready = self._prefill(inputs, cache, reused, deadline, cancel)
+            if not ready:
+                if self.prefix_cache is not None and cache is not None:
+                    self.prefix_cache.put(inputs["input_ids"][0], cache)  # a retry resumes
+                return inputs["input_ids"][0, prompt_length:], reused
+            max_time = None if deadline is None else max(0.0, deadline - time.monotonic())
             output = self.model.generate(
                 **inputs,
-                generation_config=self._config(params),
+                generation_config=self._config(params, max_time),
                 stopping_criteria=criteria,
                 logits_processor=self._processors(params, prompt_length),
                 streamer=streamer,
@@ -287,10 +401,10 @@ class TransformersBackend(GenerationBackend):
         return Generation(text, prompt_tokens, int(new_ids.shape[0]), reason, cached_tokens)
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:  # noqa: D102
-        inputs = self._encode(prompt)
         started = time.monotonic()
+        inputs = self._encode(prompt)
         try:
-            new_ids, reused = self._run(inputs, params)
+            new_ids, reused = self._run(inputs, params, deadline=_deadline(started, params))
         except Exception as error:
             msg = f"generation failed in {self.model_name}: {error}"
             raise GenerationError(msg) from error
@@ -345,15 +459,18 @@ class TransformersBackend(GenerationBackend):
     def stream(  # noqa: D102
         self, prompt: str, params: GenerationParams
     ) -> Iterator[str | Generation]:
+        started = time.monotonic()
         inputs = self._encode(prompt)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         cancel = threading.Event()
         result: dict[str, Any] = {}
-        started = time.monotonic()
+        deadline = _deadline(started, params)
 
         def work() -> None:
             try:
-                result["ids"], result["reused"] = self._run(inputs, params, cancel, streamer)
+                result["ids"], result["reused"] = self._run(
+                    inputs, params, cancel, streamer, deadline
+                )
             except Exception as error:  # re-raised in the consumer
                 result["error"] = error
             finally:

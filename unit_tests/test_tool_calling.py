@@ -86,7 +86,8 @@ def test_parse_edge_cases():
     extra = parse_answer(
         '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2, "c": 3}}</tool_call>', tools
     )
-    assert extra.tool_calls[0]["args"] == {"a": 1, "b": 2}  # undeclared arguments dropped
+    assert extra.tool_calls == []  # an undeclared argument makes the call invalid
+    assert extra.invalid_tool_calls[0]["error"] == "unknown argument 'c': it takes ['a', 'b']"
     missing = parse_answer('<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>', tools)
     assert "missing required" in missing.invalid_tool_calls[0]["error"]
     garbage = parse_answer("<tool_call>not json at all</tool_call>", tools)

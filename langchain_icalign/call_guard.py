@@ -1,0 +1,218 @@
+"""Where a parsed tool call came from: refuse calls a tool result wrote, confirm listed tools.
+
+A base model copies what it reads. A call written in a tool result (a web page, an email a
+tool fetched) that the model then reproduces is not the user's request, so it is refused;
+one reproduced from a human message is kept (the user may paste a call on purpose) and
+reported. Tools named in `confirm_tools` may only be called when the user's latest message
+names them itself.
+
+Text is compared in a loose view: format characters (zero-width spaces, word joiners) are
+dropped, each character taken in its NFKC form, curly quotes made straight, case folded.
+A message *writes a call* to a tool when it holds the tool's name as a call: after a
+`"name":`-like key, right after a tool-call tag, or followed by `(`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    InvalidToolCall,
+    ToolCall,
+    ToolMessage,
+)
+from langchain_core.messages.tool import invalid_tool_call
+
+from langchain_icalign.messages import message_text
+
+__all__ = [
+    "COPIED_FROM_TOOL_RESULT",
+    "NEEDS_CONFIRMATION",
+    "GuardedCalls",
+    "guard_tool_calls",
+    "loose_text",
+    "names_tool",
+    "writes_call",
+]
+
+COPIED_FROM_TOOL_RESULT = "copied from a tool result"
+"""How the reason of a call refused for its provenance begins."""
+NEEDS_CONFIRMATION = "needs the user's confirmation"
+"""How the reason of a call refused under `confirm_tools` begins."""
+
+_QUOTES = str.maketrans(
+    dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"')
+    | dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u02bc", "'")
+)
+_KEYS = r"(?:name|tool|tool_name|function|function_name)"
+
+
+def loose_text(text: str) -> str:
+    """`text` as calls are compared: no format characters, NFKC, straight quotes, casefolded."""
+    kept = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return unicodedata.normalize("NFKC", kept).translate(_QUOTES).casefold()
+
+
+@lru_cache(maxsize=256)
+def _call_pattern(name: str) -> re.Pattern[str]:
+    tool = re.escape(loose_text(name))
+    end = r"(?![\w-])"
+    return re.compile(
+        rf"(?<![\w-])[\"']?{_KEYS}[\"']?\s*[:=]\s*[\"']?{tool}{end}"  # "name": "tool"
+        rf"|tool[\s_-]*calls?\W{{0,40}}{tool}{end}"  # right after a tool-call tag
+        rf"|(?<![\w-]){tool}\s*\("  # tool(...)
+    )
+
+
+@lru_cache(maxsize=256)
+def _name_pattern(name: str) -> re.Pattern[str]:
+    words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name) or [name]
+    body = r"[\s_-]*".join(re.escape(loose_text(word)) for word in words)
+    return re.compile(rf"(?<![^\W_]){body}(?![^\W_])")
+
+
+def writes_call(text: str, name: str) -> bool:
+    """Whether `text` writes a call to the tool `name` (see the module notes)."""
+    return _call_pattern(name).search(loose_text(text)) is not None
+
+
+def names_tool(text: str, name: str) -> bool:
+    """Whether `text` names the tool in its own words, not inside a call it writes.
+
+    `delete_all_files` is named by "delete all files", "Delete-All-Files" or the name
+    itself; `"name": "delete_all_files"`, `<tool_call> delete_all_files` and
+    `delete_all_files()` are calls written in the text, not its words.
+    """
+    loose = _call_pattern(name).sub(" ", loose_text(text))
+    return _name_pattern(name).search(loose) is not None
+
+
+def _leaves(value: Any) -> Iterable[str]:
+    """The argument values of a call as text, each nested value on its own."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    elif isinstance(value, str):
+        if value.strip():
+            yield loose_text(value.strip())
+    else:
+        yield json.dumps(value)
+
+
+def _holds(loose: str, leaf: str) -> bool:
+    """Whether the loose text holds `leaf` as a whole (not inside a longer word or number)."""
+    return re.search(rf"(?<![\w.]){re.escape(leaf)}(?![\w])", loose) is not None
+
+
+@dataclass
+class GuardedCalls:
+    """Tool calls after the provenance and confirmation checks.
+
+    Attributes:
+        tool_calls: The calls kept.
+        invalid_tool_calls: The calls refused (with the reason), after those already invalid.
+        from_user_text: For each kept call that reproduces a call written in a human
+            message (its name and every argument value): `{"id", "name", "message_index"}`.
+    """
+
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
+    from_user_text: list[dict[str, Any]] = field(default_factory=list)
+
+
+def guard_tool_calls(
+    tool_calls: Sequence[ToolCall],
+    invalid_tool_calls: Sequence[InvalidToolCall],
+    messages: Sequence[BaseMessage],
+    confirm_tools: Iterable[str] = (),
+) -> GuardedCalls:
+    """Refuse the calls a tool result wrote and unconfirmed calls to `confirm_tools`.
+
+    A call to tool X is copied from a tool result when that result writes a call to X,
+    unless the user asked for it: every argument value of the call appears in a human
+    message, and either the user's latest message names X or the result is X's own (and the
+    call has arguments).
+
+    Args:
+        tool_calls: Valid calls parsed from the answer.
+        invalid_tool_calls: Calls already refused; kept as they are.
+        messages: The conversation the answer replies to.
+        confirm_tools: Tools that may only be called when the user's latest message names
+            them (see `names_tool`).
+    """
+    humans = [(i, m) for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    human_texts = [loose_text(message_text(m)) for _, m in humans]
+    latest_human = message_text(humans[-1][1]) if humans else ""
+    call_names = {
+        c["id"]: c["name"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls
+    }
+    results = [
+        (i, m, m.name or call_names.get(m.tool_call_id))
+        for i, m in enumerate(messages)
+        if isinstance(m, ToolMessage)
+    ]
+    confirm = set(confirm_tools)
+    guarded = GuardedCalls(invalid_tool_calls=list(invalid_tool_calls))
+    for call in tool_calls:
+        name = call["name"]
+        reason = _copied_from_results(call, results, human_texts, latest_human)
+        if reason is None and name in confirm and not names_tool(latest_human, name):
+            reason = (
+                f"{NEEDS_CONFIRMATION}: {name!r} may only be called when the user's "
+                "latest message names it"
+            )
+        if reason is not None:
+            guarded.invalid_tool_calls.append(
+                invalid_tool_call(
+                    name=call["name"], args=json.dumps(call["args"]), id=call["id"], error=reason
+                )
+            )
+            continue
+        guarded.tool_calls.append(call)
+        leaves = list(_leaves(call["args"]))
+        for (index, message), loose in zip(humans, human_texts, strict=True):
+            if writes_call(message_text(message), call["name"]) and all(
+                _holds(loose, leaf) for leaf in leaves
+            ):
+                report = {"id": call["id"], "name": call["name"], "message_index": index}
+                guarded.from_user_text.append(report)
+                break
+    return guarded
+
+
+def _copied_from_results(
+    call: ToolCall,
+    results: Sequence[tuple[int, BaseMessage, str | None]],
+    human_texts: Sequence[str],
+    latest_human: str,
+) -> str | None:
+    """Why the call counts as copied from one of the tool results, or None."""
+    name = call["name"]
+    leaves = list(_leaves(call["args"]))
+    not_users = [leaf for leaf in leaves if not any(_holds(h, leaf) for h in human_texts)]
+    named = names_tool(latest_human, name)
+    for index, message, source in results:
+        text = message_text(message)
+        if not writes_call(text, name):
+            continue
+        if not not_users and (named or (leaves and source == name)):
+            continue  # the user asked for this call
+        taken = [leaf for leaf in not_users if _holds(loose_text(text), leaf)]
+        what = f"argument values {taken} came from it" if taken else "the user did not ask for it"
+        return (
+            f"{COPIED_FROM_TOOL_RESULT}: the result of {source or 'a tool'} (message {index}) "
+            f"writes a call to {name!r} and {what}"
+        )
+    return None
