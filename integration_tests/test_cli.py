@@ -13,12 +13,14 @@ import pytest
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def icalign(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def icalign(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "langchain_icalign.cli", *args],
         capture_output=True,
         text=True,
-        env=ENV,
+        env=ENV if env is None else env,
         input=stdin,
         timeout=600,
         check=False,
@@ -162,14 +164,7 @@ def test_user_errors_are_one_line_and_a_nonzero_exit_never_a_traceback(case, bad
         at = args.index("--home")
         env["ICALIGN_HOME"] = args[at + 1]
         args = args[:at] + args[at + 2 :]
-    done = subprocess.run(
-        [sys.executable, "-m", "langchain_icalign.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    done = icalign(*args, env=env)
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "error:" in line]

@@ -111,10 +111,10 @@ class PromptFormat(ABC):
             special_tokens: The tokenizer's special tokens (added to `COMMON_SPECIAL_TOKENS`).
         """
         for marker in self._markers:
-            if marker.replacement is None:
-                text = break_markers(text, marker.pattern)
-            else:
+            if marker.replacement is not None:
                 text = marker.pattern.sub(marker.replacement, text)
+        # Replacements first (they never make a marker), then one folded pass for the rest.
+        text = break_markers(text, *(m.pattern for m in self._markers if m.replacement is None))
         text = neutralize_tokens(text, (*COMMON_SPECIAL_TOKENS, *special_tokens))
         for stop in self.stop:
             # A stop string can only end the answer, never appear inside given text.

@@ -73,16 +73,18 @@ def fold_for_matching(text: str) -> tuple[str, list[int]]:
     return "".join(folded), origin
 
 
-def break_markers(text: str, pattern: re.Pattern[str]) -> str:
-    """Insert a word joiner after the first letter of every match of `pattern`.
+def break_markers(text: str, *patterns: re.Pattern[str]) -> str:
+    """Insert a word joiner after the first letter of every match of each pattern.
 
-    `pattern` is matched against the folded text (see `fold_for_matching`), so it should
-    be written in folded form (ASCII apostrophes; compile it with `re.IGNORECASE` to ignore
-    case).
+    The patterns are matched against the folded text (see `fold_for_matching`), folded
+    once for all of them, so they should be written in folded form (ASCII apostrophes;
+    compile them with `re.IGNORECASE` to ignore case).
     """
+    if not patterns:
+        return text
     folded, origin = fold_for_matching(text)
     cuts: list[int] = []
-    for match in pattern.finditer(folded):
+    for match in (m for pattern in patterns for m in pattern.finditer(folded)):
         if match.end() == match.start():
             continue
         start, end = origin[match.start()], origin[match.end() - 1] + 1
