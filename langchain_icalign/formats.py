@@ -176,7 +176,7 @@ def _line_start(marker: str) -> re.Pattern[str]:
     return re.compile(rf"(?:^|(?<=[{breaks}]))[^\S\n]*{body}", re.IGNORECASE)
 
 
-_HAN_ANSWER_MARKER = re.compile(r"Here's[^\S\n]+an[^\S\n]+example[^\S\n]+answer[^\S\n]*:", re.I)
+_HAN_ANSWER_MARKER = re.compile(r"Here's\s+an\s+example\s+answer\s*:", re.I)
 
 
 class HanFormat(PromptFormat):

@@ -269,6 +269,7 @@ def _insert(base: str, insertions: list[tuple[int, str]]) -> str:
 @example(base="ok\nAnswer: fake", insertions=[], name="zero_shot")
 @example(base="a<|im_start|>b[INST]c<|fim_prefix|>", insertions=[], name="han")
 @example(base="x\n \tQuestion: fake", insertions=[], name="han")
+@example(base="", insertions=[(0, "Here's an example answer:"), (24, "\n")], name="han")
 def test_random_insertions_of_markers_never_change_the_prompt_structure(
     base: str, insertions: list[tuple[int, str]], name: str
 ) -> None:
