@@ -152,6 +152,23 @@ USER_ERRORS = {
     "negative limit": (["index", "{dir}/ok.jsonl", "--limit", "-1"], 2),
     "threshold above 1": (["index", "{dir}/ok.jsonl", "--dedup-threshold", "2"], 2),
     "cache folder under a file": (["chat", "hi", "--home", "{dir}/a_file/home"], 1),
+    "eval: missing file": (["eval", "style", "{dir}/missing.jsonl"], 1),
+    "eval: deep JSONL": (["eval", "nll", "{dir}/deep.jsonl"], 1),
+    "eval: a folder": (["eval", "judge", "{dir}", "{dir}/ok.jsonl", "--judge", "x:y"], 1),
+    "eval: threshold above 1": (["eval", "nll", "{dir}/ok.jsonl", "--near-threshold", "2"], 2),
+    "eval: zero concurrency": (
+        [
+            "eval",
+            "judge",
+            "{dir}/ok.jsonl",
+            "{dir}/ok.jsonl",
+            "--judge",
+            "x:y",
+            "--concurrency",
+            "0",
+        ],
+        2,
+    ),
 }
 
 

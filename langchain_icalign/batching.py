@@ -15,6 +15,7 @@ vectors as `embed_query` (see `embeds_queries_as_documents`).
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -64,6 +65,7 @@ def embed_queries(embeddings: Embeddings, queries: Sequence[str]) -> list[list[f
 class _Request:
     prompt: str
     params: GenerationParams
+    deadline: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: Generation | None = None
     error: BaseException | None = None
@@ -111,9 +113,22 @@ class BatchWindow:
             self._outstanding == 0 or len(self._pending) >= self.capacity
         )
 
-    def submit(self, prompt: str, params: GenerationParams) -> Generation:
-        """Generate `prompt` together with the other inputs of the batch."""
-        request = _Request(prompt, params)
+    def submit(
+        self, prompt: str, params: GenerationParams, started: float | None = None
+    ) -> Generation:
+        """Generate `prompt` together with the other inputs of the batch.
+
+        Args:
+            prompt: The finished prompt.
+            params: Its generation settings; `params.timeout` counts from `started`.
+            started: When the input's call began (`time.monotonic()`); now when None.
+                Time spent preparing the prompt and waiting for the batch counts against
+                the timeout: an input whose time is up by the time its batch runs gets an
+                empty answer with finish reason "timeout" and is not generated.
+        """
+        begun = time.monotonic() if started is None else started
+        deadline = None if params.timeout is None else begun + params.timeout
+        request = _Request(prompt, params, deadline)
         with self._cond:
             self._pending.append(request)
             self._outstanding = max(0, self._outstanding - 1)
@@ -139,8 +154,14 @@ class BatchWindow:
         by_params: dict[GenerationParams, list[_Request]] = {}
         for request in group:
             by_params.setdefault(request.params, []).append(request)
-        for params, requests in by_params.items():
+        for params, waiting in by_params.items():
+            requests = self._in_time(waiting)
+            if not requests:
+                continue
             self.batch_sizes.append(len(requests))
+            deadlines = [r.deadline for r in requests if r.deadline is not None]
+            if deadlines:  # one decoding for all: the earliest deadline bounds it
+                params = dataclasses.replace(params, timeout=min(deadlines) - time.monotonic())
             try:
                 results = self.backend.generate_batch([r.prompt for r in requests], params)
             except BaseException as error:  # each waiting input gets it
@@ -151,3 +172,18 @@ class BatchWindow:
             for request, result in zip(requests, results, strict=True):
                 request.result = result
                 request.done.set()
+
+    def _in_time(self, requests: list[_Request]) -> list[_Request]:
+        """The requests with time left; the others end now with finish reason "timeout"."""
+        now, kept = time.monotonic(), []
+        for request in requests:
+            if request.deadline is not None and request.deadline <= now:
+                try:
+                    tokens = self.backend.count_tokens(request.prompt)
+                except Exception:  # the count is for usage only
+                    tokens = 0
+                request.result = Generation("", tokens, 0, "timeout")
+                request.done.set()
+            else:
+                kept.append(request)
+        return kept

@@ -57,6 +57,11 @@ class LlamaCppBackend(GenerationBackend):
     One generation runs at a time per backend (a lock), as llama.cpp's context is not
     shared between threads.
 
+    A `timeout` counts from the call, waiting for the lock included. It is checked before
+    the prompt is read (no time left: no generation, finish reason "timeout") and after
+    each generated token; reading the prompt itself (llama.cpp's prefill) is not
+    interrupted, so a long prompt can overrun the timeout by its prefill time.
+
     Args:
         llm: A `llama_cpp.Llama`.
         model_name: Name for metadata; defaults to the GGUF's `general.name` or file name.
@@ -155,6 +160,11 @@ class LlamaCppBackend(GenerationBackend):
         started = time.monotonic()
         raw, tokens, reason, timed_out = "", 0, None, False
         with self._lock:
+            if params.timeout is not None and time.monotonic() - started >= params.timeout:
+                # Out of time waiting for the model (or before): do not start reading the
+                # prompt, which llama.cpp cannot stop once begun.
+                yield Generation("", len(prompt_ids), 0, "timeout")
+                return
             chunks = self._stream_raw(prompt_ids, params)
             with reading_chunks(self.model_name, chunks):
                 for chunk in chunks:

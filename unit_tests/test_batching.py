@@ -195,3 +195,62 @@ def test_embed_queries_keeps_order_and_duplicates(embeddings):
     vectors = embed_queries(embeddings, ["a b", "c", "a b"])
     assert vectors[0] == vectors[2] == embeddings.embed_query("a b")
     assert vectors[1] == embeddings.embed_query("c")
+
+
+class _RecordingBatchBackend:
+    """Answers each prompt with "ok"; records the prompts and params of each batch."""
+
+    def __init__(self):
+        self.batches = []
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def generate_batch(self, prompts, params):
+        from langchain_icalign.generation import Generation
+
+        self.batches.append((list(prompts), params))
+        return [Generation("ok", self.count_tokens(p), 1, "stop") for p in prompts]
+
+
+def test_window_counts_the_time_before_the_batch_and_skips_inputs_out_of_time():
+    import threading
+    import time
+
+    backend = _RecordingBatchBackend()
+    window = BatchWindow(backend, expected=3, wait_s=5)
+    params = GenerationParams(max_new_tokens=3, timeout=1.0)
+    now = time.monotonic()
+    started = {"late": now - 2.0, "early": now - 0.6, "fresh": now}
+    results = {}
+
+    def run(name):
+        results[name] = window.submit(f"{name} prompt", params, started[name])
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in started]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results["late"].finish_reason == "timeout"
+    assert (results["late"].text, results["late"].input_tokens) == ("", 2)
+    assert results["early"].text == results["fresh"].text == "ok"
+    [(prompts, run_params)] = backend.batches
+    assert sorted(prompts) == ["early prompt", "fresh prompt"]  # the late one never ran
+    assert run_params.timeout is not None
+    assert run_params.timeout <= 0.4  # what the earliest deadline leaves, not 1.0
+
+
+def test_chat_batch_counts_preparation_against_the_timeout(chat, monkeypatch):
+    import time
+
+    prepare = chat._prepare
+
+    def slow_prepare(*args, **kwargs):
+        time.sleep(0.3)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(chat, "_prepare", slow_prepare)
+    answers = chat.batch(QUESTIONS[:2], timeout=0.2)
+    assert [a.response_metadata["finish_reason"] for a in answers] == ["timeout", "timeout"]
+    assert [a.content for a in answers] == ["", ""]

@@ -156,3 +156,47 @@ def test_chat_model_on_the_llamacpp_backend(store, demos):
     chunks = list(chat.stream("What is six times seven?"))
     assert "".join(c.content for c in chunks) == "The answer is 42."
     assert chat.batch(["a?", "b?"])[1].content == "The answer is 42."
+
+
+class SlowFakeLlama(FakeLlama):
+    """A character every `delay_s`."""
+
+    def __init__(self, delay_s=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.delay_s = delay_s
+
+    def create_completion(self, prompt, **kwargs):
+        import time
+
+        for chunk in super().create_completion(prompt, **kwargs):
+            time.sleep(self.delay_s)
+            yield chunk
+
+
+def test_no_time_left_after_waiting_for_the_model_means_no_generation():
+    import threading
+    import time
+
+    llm = SlowFakeLlama(script="word " * 40)
+    backend = LlamaCppBackend(llm)
+    first = threading.Thread(
+        target=backend.generate, args=("x", GenerationParams(max_new_tokens=1000))
+    )
+    first.start()  # holds the model for 200 characters x 20 ms
+    time.sleep(0.1)
+    started = time.monotonic()
+    late = backend.generate("y", GenerationParams(max_new_tokens=1000, timeout=0.3))
+    waited = time.monotonic() - started
+    first.join()
+    assert late == Generation("", 2, 0, "timeout")
+    assert waited > 0.3  # it did wait for the lock
+    assert len(llm.calls) == 1  # the late call never started a completion
+
+
+def test_timeout_stops_decoding_between_tokens():
+    llm = SlowFakeLlama(script="word " * 40)
+    backend = LlamaCppBackend(llm)
+    result = backend.generate("x", GenerationParams(max_new_tokens=1000, timeout=0.2))
+    assert result.finish_reason == "timeout"
+    assert 0 < result.output_tokens < 200
+    assert llm.closed

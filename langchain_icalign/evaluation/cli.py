@@ -8,6 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_icalign.cli_options import (
+    non_empty_text,
+    non_negative_float,
+    positive_int,
+    unit_float,
+)
+
 if TYPE_CHECKING:
     from langchain_icalign.evaluation.pairwise import PairwiseItem
     from langchain_icalign.evaluation.records import EvalItem
@@ -33,17 +40,22 @@ def _judge_parser(commands: Any) -> None:
     judge.add_argument("candidate", type=Path, help="answers under test (JSONL)")
     judge.add_argument("baseline", type=Path, help="answers to compare with (JSONL)")
     judge.add_argument(
-        "--judge", required=True, help="judge model for init_chat_model, e.g. openai:gpt-4o"
+        "--judge",
+        required=True,
+        type=non_empty_text,
+        help="judge model for init_chat_model, e.g. openai:gpt-4o",
     )
-    judge.add_argument("--temperature", type=float, default=0.0, help="judge temperature")
+    judge.add_argument(
+        "--temperature", type=non_negative_float, default=0.0, help="judge temperature"
+    )
     judge.add_argument(
         "--results", type=Path, default=Path("icalign-judgements.jsonl"), help="JSONL results"
     )
     judge.add_argument("--candidate-name", help="name of the candidate (default: file stem)")
     judge.add_argument("--baseline-name", help="name of the baseline (default: file stem)")
-    judge.add_argument("--limit", type=int, help="judge only the first N prompts")
-    judge.add_argument("--max-attempts", type=int, default=3, help="attempts per review")
-    judge.add_argument("--concurrency", type=int, default=1, help="reviews in flight")
+    judge.add_argument("--limit", type=positive_int, help="judge only the first N prompts")
+    judge.add_argument("--max-attempts", type=positive_int, default=3, help="attempts per review")
+    judge.add_argument("--concurrency", type=positive_int, default=1, help="reviews in flight")
     judge.add_argument("--json", type=Path, help="also write the summary here")
 
 
@@ -66,13 +78,15 @@ def _nll_parser(commands: Any) -> None:
         choices=_CONDITIONS + _DIAGNOSTIC,
         help="condition (repeat; default: all but the diagnostic han_zero_shot)",
     )
-    nll.add_argument("--limit", type=int, help="a seeded random subset of N prompts")
+    nll.add_argument("--limit", type=positive_int, help="a seeded random subset of N prompts")
     nll.add_argument("--seed", type=int, default=0, help="seed of the subset and random demos")
     nll.add_argument("--model", help="causal LM id or folder (default: Gemma-3-270m)")
-    nll.add_argument("--demo-tokens", type=int, default=3000, help="demo budget (Han's rule)")
-    nll.add_argument("--max-reference-tokens", type=int, default=512, help="tokens scored")
     nll.add_argument(
-        "--near-threshold", type=float, default=0.9, help="cosine of a near-duplicate demo"
+        "--demo-tokens", type=positive_int, default=3000, help="demo budget (Han's rule)"
+    )
+    nll.add_argument("--max-reference-tokens", type=positive_int, default=512, help="tokens scored")
+    nll.add_argument(
+        "--near-threshold", type=unit_float, default=0.9, help="cosine of a near-duplicate demo"
     )
     nll.add_argument(
         "--no-decontaminate", action="store_true", help="keep demos that match eval prompts"
@@ -94,7 +108,7 @@ def _style_parser(commands: Any) -> None:
         ),
     )
     style.add_argument("files", nargs="+", type=Path, metavar="FILE", help="answer files")
-    style.add_argument("--long-words", type=int, default=650, help="threshold of 'long'")
+    style.add_argument("--long-words", type=positive_int, default=650, help="threshold of 'long'")
     style.add_argument("--json", type=Path, help="also write the statistics here")
 
 
@@ -313,10 +327,10 @@ def _style(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    """Run `icalign eval <judge|nll|style>` with parsed arguments; returns the exit code."""
+    """Run `icalign eval <judge|nll|style>` with parsed arguments; returns the exit code.
+
+    User errors (a missing or unreadable file, a bad record) propagate to `icalign`'s
+    `main`, which reports each in one line on stderr with exit code 1.
+    """
     handlers = {"judge": _judge, "nll": _nll, "style": _style}
-    try:
-        return handlers[args.eval_command](args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"icalign eval: error: {error}")
-        return 1
+    return handlers[args.eval_command](args)

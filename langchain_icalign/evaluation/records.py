@@ -36,11 +36,17 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
     Raises:
         FileNotFoundError: When the file does not exist.
-        ValueError: For a line that is not a JSON object, naming the file and line.
+        ValueError: For a line that is not UTF-8 text or not a JSON object (or nested
+            too deeply to read), naming the file and line.
     """
     file = Path(path)
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    with file.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                msg = f"{file}:{number}: not UTF-8 text (byte {error.start + 1} of the line)"
+                raise ValueError(msg) from None
             if not line.strip():
                 continue
             try:
@@ -48,6 +54,9 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except json.JSONDecodeError as error:
                 msg = f"{file}:{number}: invalid JSON ({error.msg})"
                 raise ValueError(msg) from error
+            except RecursionError:
+                msg = f"{file}:{number}: JSON nested too deeply to read"
+                raise ValueError(msg) from None
             if not isinstance(record, dict):
                 msg = f"{file}:{number}: expected a JSON object, got {type(record).__name__}"
                 raise ValueError(msg)
