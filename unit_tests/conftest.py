@@ -3,20 +3,59 @@
 from __future__ import annotations
 
 import re
+import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import pytest_socket
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import LLM
 from langchain_core.outputs import GenerationChunk
 from pydantic import Field
 
-from langchain_icalign import AlignmentDemo, DemoStore
+from langchain_icalign import AlignmentDemo, ChatICAlign, DemoStore
 
 _WORD = re.compile(r"\w+")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Unit tests run without the network (Unix sockets stay: asyncio's loop needs them).
+
+    A test that serves on a local port says so with `@pytest.mark.enable_socket`.
+    """
+    if item.get_closest_marker("enable_socket") is None:
+        pytest_socket.disable_socket(allow_unix_socket=True)
+
+
+def finishes(target: Callable[[], Any], seconds: float = 20.0) -> Any:
+    """Run `target` in a thread; fail (instead of hanging the suite) if it does not return."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = target()
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s: it hangs"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def pipeline_chat(model: Any, tokenizer: Any, **kwargs: Any) -> ChatICAlign:
+    """A `ChatICAlign` over a transformers pipeline of `model` and `tokenizer`."""
+    from langchain_huggingface import HuggingFacePipeline
+    from transformers import pipeline
+
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    return ChatICAlign(llm=HuggingFacePipeline(pipeline=pipe, model_id="tiny"), **kwargs)
 
 
 class BagOfWordsEmbeddings(Embeddings):

@@ -294,7 +294,7 @@ def test_records_in_memory_and_json_lines_named_json(tmp_path: Path) -> None:
 
 def test_hf_dataset_needs_the_datasets_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "datasets", None)  # import fails, as when not installed
-    with pytest.raises(ImportError, match=r"pip install 'langchain-icalign\[datasets\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'langchain-icalign\[loaders\]'"):
         load_demos("hf:OpenAssistant/oasst1")
 
 

@@ -110,6 +110,7 @@ def test_client_and_location_are_exclusive():
         DemoStore(BagOfWordsEmbeddings(), location=":memory:", url="http://localhost:1")
 
 
+@pytest.mark.enable_socket  # a refused local port, not a blocked socket
 def test_unreachable_server_gives_a_clear_error_naming_the_url():
     with pytest.raises(StoreConnectionError, match="127.0.0.1:9"):
         DemoStore(BagOfWordsEmbeddings(), url="http://127.0.0.1:9", timeout=1)

@@ -14,7 +14,7 @@ HF_PREFIX = "hf:"
 
 _INSTALL = (
     "loading a Hugging Face dataset by name needs the optional `datasets` package: "
-    "pip install 'langchain-icalign[datasets]' (or pip install datasets)"
+    "pip install 'langchain-icalign[loaders]' (or pip install datasets)"
 )
 
 
