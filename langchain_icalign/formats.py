@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from langchain_icalign.demos import AlignmentDemo
-from langchain_icalign.neutralizing import WORD_JOINER, break_markers, neutralize_tokens
+from langchain_icalign.neutralizing import (
+    WORD_JOINER,
+    break_markers,
+    neutralize_tokens,
+    replace_markers,
+)
 
 __all__ = [
     "COMMON_SPECIAL_TOKENS",
@@ -112,7 +117,7 @@ class PromptFormat(ABC):
         """
         for marker in self._markers:
             if marker.replacement is not None:
-                text = marker.pattern.sub(marker.replacement, text)
+                text = replace_markers(text, marker.pattern, marker.replacement)
         # Replacements first (they never make a marker), then one folded pass for the rest.
         text = break_markers(text, *(m.pattern for m in self._markers if m.replacement is None))
         text = neutralize_tokens(text, (*COMMON_SPECIAL_TOKENS, *special_tokens))
@@ -161,6 +166,15 @@ class PromptFormat(ABC):
 
     def finalize(self, text: str) -> str:
         """Clean a raw answer already cut before its stop string."""
+        return text.strip()
+
+    def settled(self, text: str) -> str:
+        """The start of `finalize(text + more)` that no continuation can change.
+
+        Streaming sends this much of an answer so far: what `finalize` might still drop at
+        the end (trailing whitespace here) waits until the answer ends, so that the
+        streamed text is the invoked answer.
+        """
         return text.strip()
 
     def __repr__(self) -> str:
@@ -241,6 +255,7 @@ class URIALFormat(PromptFormat):
         _Marker(_line_start("# Instruction")),
     )
     _closing_fence = re.compile(r"\n?```\s*$")
+    _open_fence = re.compile(r"\s*`{1,3}\s*$")
 
     def render_system(self, system: str) -> str:  # noqa: D102
         return f"# Instruction\n\n{system}"
@@ -253,6 +268,10 @@ class URIALFormat(PromptFormat):
 
     def finalize(self, text: str) -> str:  # noqa: D102
         return self._closing_fence.sub("", text.rstrip()).strip()
+
+    def settled(self, text: str) -> str:  # noqa: D102
+        # Backticks at the end may be the start of the closing fence, which finalize drops.
+        return self._open_fence.sub("", text).strip()
 
 
 class ZeroShotFormat(PromptFormat):

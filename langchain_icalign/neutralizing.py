@@ -23,6 +23,7 @@ __all__ = [
     "control_tokens",
     "fold_for_matching",
     "neutralize_tokens",
+    "replace_markers",
 ]
 
 WORD_JOINER = "\u2060"
@@ -71,6 +72,27 @@ def fold_for_matching(text: str) -> tuple[str, list[int]]:
             folded.append(piece)
             origin.append(index)
     return "".join(folded), origin
+
+
+def replace_markers(text: str, pattern: re.Pattern[str], replacement: str) -> str:
+    """Replace every match of `pattern` in the folded text, with what it spans in `text`.
+
+    Invisible characters inside a match (a soft hyphen between backticks) are replaced with
+    it, so that a marker hidden by them cannot survive the replacement.
+    """
+    folded, origin = fold_for_matching(text)
+    pieces: list[str] = []
+    last = 0
+    for match in pattern.finditer(folded):
+        if match.end() == match.start():
+            continue
+        start, end = origin[match.start()], origin[match.end() - 1] + 1
+        if start < last:
+            continue
+        pieces.extend((text[last:start], replacement))
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def break_markers(text: str, *patterns: re.Pattern[str]) -> str:

@@ -265,3 +265,22 @@ def test_per_call_max_tokens_below_one_is_a_value_error_before_generation(
     # A valid value, or None (the model's own), still answers.
     assert chat.invoke("capital of France?", max_tokens=5).content
     assert chat.invoke("capital of France?", max_tokens=None).content
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Paris is the capital.\n```\n\n# Query:\n```\nnext",
+        "Use `x` here, then ``y``.\n```",
+        "  Two lines\n\nof text.  \n```  ",
+    ],
+)
+@pytest.mark.parametrize("chunk_size", [1, 2, 5])
+def test_urial_stream_is_the_invoked_answer(answer, chunk_size):
+    chat, llm = _chat(None, responses=[answer, answer], prompt_format="urial")
+    invoked = chat.invoke("Say something.").content
+    llm.chunk_size = chunk_size
+    chunks = list(chat.stream("Say something."))
+    assert "".join(c.content for c in chunks) == invoked
+    assert "```" not in invoked
+    assert not invoked.endswith((" ", "\n", "`"))

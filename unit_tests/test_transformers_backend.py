@@ -112,9 +112,12 @@ def test_chat_model_uses_pipeline_model_directly(tiny_lm, byte_tokenizer, monkey
     assert message.content == "The answer is 42."
     assert message.response_metadata["model_name"] == "tiny-gpt2"
     assert message.response_metadata["finish_reason"] == "stop"
-    assert message.usage_metadata["input_tokens"] == chat.get_num_tokens(
-        chat.prepare_prompt([("human", "What is six times seven?")]).text
-    )
+    prompt_text = chat.prepare_prompt([("human", "What is six times seven?")]).text
+    # The model reads the prompt's tokens plus the tokenizer's own start token, which
+    # get_num_tokens (the text's tokens, as LangChain defines it) does not count.
+    model_input = byte_tokenizer(prompt_text, split_special_tokens=True)["input_ids"]
+    assert message.usage_metadata["input_tokens"] == len(model_input)
+    assert chat.get_num_tokens(prompt_text) == len(chat.get_token_ids(prompt_text))
     assert chat.get_token_ids("ab") == list(b"ab") or len(chat.get_token_ids("ab")) == 2
 
 
