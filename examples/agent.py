@@ -1,10 +1,11 @@
 """An agent on a base model: create_agent(model=ChatICAlign.from_defaults(), tools=[...]).
 
-The model learns the tool-call syntax from demonstrations; tool_choice is left to the model.
-On this question the default 270M model calls get_weather, reads the result and answers
-("It's raining in Paris right now, at about 11 °C"). On harder tool choices it is often
-wrong (benchmarks/README.md, Tool calling); a larger base model
-(ChatICAlign.from_model_id(...)) does far better.
+The model learns the tool-call syntax from demonstrations (two calls of each bound tool are
+built from its schema); tool_choice is left to the model, and a call it opens is decoded
+under a grammar (the name a bound tool's, the arguments its schema's). On this question the
+default 270M model calls get_weather, reads the result and answers ("It's light rain,
+11 °C."). On harder tool choices it is often wrong (benchmarks/README.md, Tool calling); a
+larger base model (ChatICAlign.from_model_id(...)) does far better.
 
 Run: .venv/bin/python examples/agent.py
 """

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_icalign.errors import GenerationError
+from langchain_icalign.grammar import Grammar
 
 __all__ = ["Generation", "GenerationBackend", "GenerationParams", "reading_chunks"]
 
@@ -37,6 +38,8 @@ class GenerationParams:
         json_after: When set, stop once `answer_prefix` + the answer holds a complete JSON
             object after this marker ("" for the first object): a tool call or JSON answer
             ends where its object closes.
+        grammar: When set, the answer follows this grammar (a tool call or JSON object),
+            token by token, on a backend that `supports_grammar`; others ignore it.
     """
 
     max_new_tokens: int = 512
@@ -50,6 +53,7 @@ class GenerationParams:
     answer_prefix: str = ""
     starts_with_one_of: tuple[str, ...] = ()
     json_after: str | None = None
+    grammar: Grammar | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class GenerationBackend(ABC):
     """Most tokens (prompt plus answer) the model takes, when known."""
     special_tokens: tuple[str, ...] = ()
     """The tokenizer's special tokens, which user text must not be able to produce."""
+    supports_grammar: bool = False
+    """Whether `GenerationParams.grammar` is enforced while decoding (else it is ignored)."""
 
     @abstractmethod
     def count_tokens(self, text: str) -> int:

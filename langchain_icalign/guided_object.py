@@ -1,5 +1,9 @@
 """Fill a forced JSON object field by field, so a small base model cannot leave one out.
 
+Used only on backends that cannot follow a grammar (`GenerationBackend.supports_grammar`
+False: `LLMBackend`, `LlamaCppBackend`); the transformers backend decodes the whole object
+under a JSON-schema grammar instead (`grammar`, `grammar_decoding`).
+
 A forced tool call or a JSON-schema answer is only useful when every required field is
 there with the right type. Left to itself a 270M-parameter model often closes the object
 early, adds keys of its own or writes prose where a number goes. Here the keys and the

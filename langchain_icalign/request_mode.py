@@ -10,6 +10,7 @@ and which parsed calls stand.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from langchain_icalign.call_guard import GuardedCalls, guard_tool_calls
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation
 from langchain_icalign.generation import Generation, GenerationParams
+from langchain_icalign.grammar import Grammar, call_grammar, close_json, json_grammar
 from langchain_icalign.guided_object import GuidedObject, generate_guided, guided_fields
 from langchain_icalign.messages import message_text
 from langchain_icalign.tool_calling import (
@@ -36,6 +38,7 @@ from langchain_icalign.tool_calling import (
     UNDECLARED_ARGUMENT,
     answer_prefix,
     arguments_opening,
+    bound_tool_demos,
     describe_fields,
     describe_tools,
     neutralize_tool_calls,
@@ -93,6 +96,9 @@ class RequestMode:
             them (`call_guard.names_tool`).
         injection_defences: Tool-call tags in given text broken, calls a tool result wrote
             refused, `confirm_tools` enforced. Off only to measure what they prevent.
+        constrained: Whether the backend follows a grammar (`supports_grammar`): a tool
+            call or JSON answer is then decoded under one in a single call, instead of
+            guided field by field (`guided_object`).
     """
 
     tools: tuple[dict[str, Any], ...] = ()
@@ -101,10 +107,15 @@ class RequestMode:
     json_schema: dict[str, Any] | None = None
     confirm_tools: tuple[str, ...] = ()
     injection_defences: bool = True
+    constrained: bool = False
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> RequestMode:
+    def from_kwargs(cls, kwargs: dict[str, Any], *, constrained: bool = False) -> RequestMode:
         """Read (and remove) the call options from `kwargs`.
+
+        Args:
+            kwargs: The call's options; those of this mode are removed.
+            constrained: Whether the backend follows grammars (see `constrained`).
 
         Raises:
             ValueError: When `confirm_tools` names a tool that is not bound.
@@ -137,6 +148,7 @@ class RequestMode:
             json_schema=schema,
             confirm_tools=confirm if tools else (),
             injection_defences=bool(options.get("injection_defences", True)),
+            constrained=constrained and bool(tools or json_mode),
         )
 
     @property
@@ -179,18 +191,36 @@ class RequestMode:
 
         The demos of the step the conversation is at come last, nearest the query: answers
         to a tool result after a `ToolMessage`, calls otherwise (a small model copies the
-        nearest demo's move).
+        nearest demo's move). Under "auto", two demo calls of each bound tool
+        (`tool_calling.bound_tool_demos`) are added; a forced call gets no call demos.
         """
         if not self.tools:
             return ()
         last = messages[-1] if messages else None
         step = "tool_result" if isinstance(last, ToolMessage) else "tool_call"
         words = _words(f"{message_text(last)} {getattr(last, 'name', '') or ''}") if last else set()
+        if step == "tool_result":
+            # A result is matched through the question that led to it too: the built-in
+            # demos' tools are never the user's, so the name alone matches nothing.
+            asked = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+            words |= _words(message_text(asked)) if asked is not None else set()
 
         def nearness(demo: AlignmentDemo) -> tuple[bool, int]:
-            return demo.metadata.get("category") == step, len(_words(demo.prompt) & words)
+            text = " ".join([demo.prompt, *(user for user, _ in demo.turns)])
+            return demo.metadata.get("category") == step, len(_words(text) & words)
 
-        return tuple(sorted(tool_demos, key=nearness))
+        fixed = tuple(sorted(tool_demos, key=nearness))
+        if self._forced_names():
+            # The call is forced (its syntax, and its name when one fits, by the prompt):
+            # a demo call would only lend the model values to copy.
+            return tuple(d for d in fixed if d.metadata.get("category") != "tool_call")
+        # The fixed demos (tools that are never bound) show the conversation's shape; calls
+        # of the bound tools, built from their schemas, follow, the one nearest the question
+        # last: a small model calls the tool of the nearest demo call.
+        bound = tuple(sorted(bound_tool_demos(self.tools), key=nearness))
+        if step == "tool_result":
+            return (*bound, *fixed)
+        return (*fixed, *bound)
 
     def shape(self, conversation: Conversation) -> Conversation:
         """Add tool descriptions or the JSON instruction, and any forced answer prefix."""
@@ -199,15 +229,15 @@ class RequestMode:
             return dataclasses.replace(
                 conversation,
                 system="\n\n".join(p for p in (system, conversation.system) if p),
-                answer_prefix=answer_prefix(self.tools, self.tool_choice),
+                answer_prefix=self._call_prefix(),
             )
         if self.json_mode:
-            instruction, opening = JSON_INSTRUCTION, "{"
+            instruction, opening = JSON_INSTRUCTION, "" if self.constrained else "{"
             if self.json_schema is not None:
                 parameters = self.json_schema.get("parameters", self.json_schema)
                 fields = ", ".join(describe_fields(parameters))
                 instruction += f" Its keys: {fields}."
-                opening = arguments_opening(parameters)
+                opening = "" if self.constrained else arguments_opening(parameters)
             return dataclasses.replace(
                 conversation,
                 system="\n\n".join(p for p in (conversation.system, instruction) if p),
@@ -215,11 +245,96 @@ class RequestMode:
             )
         return conversation
 
+    def _call_prefix(self) -> str:
+        """The forced start of the answer when tools are bound."""
+        unconstrained = answer_prefix(self.tools, self.tool_choice)  # refuses unknown names
+        if not self.constrained:
+            return unconstrained
+        names = self._forced_names()
+        if not names:
+            return ""  # "auto": the model decides; the grammar takes over once a call opens
+        return TOOL_CALL_OPEN + self._grammar_forced(names)
+
+    @staticmethod
+    def _grammar_forced(names: tuple[str, ...]) -> str:
+        """The start of the call object the prompt writes (the name, when only one fits)."""
+        if len(names) == 1:
+            return f'{{"name": {_quoted(names[0])}, "arguments": '
+        return '{"name": "'
+
+    def grammar(self) -> Grammar | None:
+        """The grammar the answer follows (None: unconstrained, or nothing to constrain)."""
+        if not self.constrained:
+            return None
+        if self.tools:
+            names = self._forced_names() or self._tool_names()
+            functions = [f for f in map(self._function, names) if f is not None]
+            if not self._forced_names():
+                return Grammar(call_grammar(functions), after=TOOL_CALL_OPEN)
+            return Grammar(call_grammar(functions), forced=self._grammar_forced(names))
+        if self.json_mode:
+            return Grammar(json_grammar(self._json_parameters()))
+        return None
+
+    def _json_parameters(self) -> dict[str, Any] | None:
+        if self.json_schema is None:
+            return None
+        return self.json_schema.get("parameters", self.json_schema)
+
     def for_prompt(self, params: GenerationParams, conversation: Conversation) -> GenerationParams:
         """Generation params that end the answer where its tool call or JSON object closes."""
         return dataclasses.replace(
-            params, answer_prefix=conversation.answer_prefix, json_after=self.json_after
+            params,
+            answer_prefix=conversation.answer_prefix,
+            json_after=self.json_after,
+            grammar=self.grammar(),
         )
+
+    def close(self, generation: Generation, params: GenerationParams) -> Generation:
+        """A constrained answer the budget cut short, closed into a valid object.
+
+        Under a grammar the answer follows its schema as far as it goes; when the token
+        budget ran out first, open strings, arrays and objects are closed and required
+        fields not reached are filled with the smallest values their schemas allow
+        (`grammar.close_json`). The finish reason stays "length". An answer cut by the
+        timeout is left as it is (invalid): values it never reached are not made up.
+        """
+        if not self.constrained or generation.finish_reason != "length":
+            return generation
+        full = params.answer_prefix + generation.text
+        if self.tools:
+            head, marker, body = full.partition(TOOL_CALL_OPEN)
+            if not marker:
+                return generation
+            closed = self._close_call(body.removesuffix(TOOL_CALL_CLOSE))
+            if closed is None:
+                return generation
+            full = head + marker + closed
+        else:
+            closed = close_json(full, self._json_parameters())
+            if closed is None:
+                return generation
+            full = closed
+        if not full.startswith(params.answer_prefix):
+            return generation
+        return dataclasses.replace(generation, text=full[len(params.answer_prefix) :])
+
+    def _close_call(self, body: str) -> str | None:
+        """A whole call object for `body`, a call cut short (its tool found from the name)."""
+        match = re.match(r'\s*\{"name": "([^"]*)"?', body)
+        partial = match.group(1) if match else ""
+        names = self._forced_names() or self._tool_names()
+        name = next((n for n in names if n == partial), None) or next(
+            (n for n in names if n.startswith(partial)), names[0]
+        )
+        function = self._function(name) or {}
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        prefix = f'{{"name": {_quoted(name)}, "arguments": '
+        arguments = body[len(prefix) :] if body.startswith(prefix) else "{"
+        closed = close_json(arguments or "{", parameters)
+        if closed is None:
+            closed = close_json("{", parameters)
+        return f"{prefix}{closed}}}"
 
     def _function(self, name: str) -> dict[str, Any] | None:
         for tool in self.tools:
@@ -248,6 +363,8 @@ class RequestMode:
     @property
     def guided(self) -> bool:
         """Whether the answer is generated field by field (see `guided_object`)."""
+        if self.constrained:
+            return False  # one call under the grammar
         names = self._forced_names()
         if len(names) > 1 or (self.tools and not names):
             return True  # a name is chosen (a call the model starts, with "auto"), then filled
@@ -273,6 +390,8 @@ class RequestMode:
             prompt: The prompt, ending with the conversation's answer prefix.
             params: Params from `for_prompt`.
         """
+        if self.constrained:
+            return self.close(generate(prompt, params), params)
         generate = _sharing_timeout(generate, params.timeout)
         names = self._forced_names()
         if self.tools and not names:
@@ -384,6 +503,10 @@ def _joined(first: Generation, head: str, rest: Generation) -> Generation:
         finish_reason=rest.finish_reason,
         cached_tokens=ran.cached_tokens,
     )
+
+
+def _quoted(name: str) -> str:
+    return json.dumps(name, ensure_ascii=False)
 
 
 def _words(text: str) -> set[str]:

@@ -20,6 +20,8 @@ from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from langchain_core.utils.json import parse_partial_json
 
+from langchain_icalign.demos import AlignmentDemo
+from langchain_icalign.grammar import example_arguments
 from langchain_icalign.neutralizing import break_markers
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "ParsedAnswer",
     "answer_prefix",
     "arguments_opening",
+    "bound_tool_demos",
     "check_arguments",
     "describe_fields",
     "describe_tools",
@@ -138,6 +141,42 @@ def render_tool_call(name: str, args: dict[str, Any]) -> str:
     """A call as the model writes it."""
     payload = json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
     return f"{TOOL_CALL_OPEN}{payload}{TOOL_CALL_CLOSE}"
+
+
+def _request(function: dict[str, Any], args: dict[str, Any]) -> str:
+    """A user request that the call with `args` answers, from the tool's description."""
+    description = (function.get("description") or "").strip().split("\n")[0].rstrip(".")
+    if not description:
+        description = " ".join(re.findall(r"[A-Za-z][a-z]*|\d+", function["name"])).capitalize()
+    values = [
+        json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v for v in args.values()
+    ]
+    return f"{description}: {' and '.join(values)}" if values else f"{description}, please."
+
+
+def bound_tool_demos(
+    tools: Sequence[dict[str, Any]], per_tool: int = 2
+) -> tuple[AlignmentDemo, ...]:
+    """Demo calls of each bound tool, built from its name, description and schema.
+
+    The request is the tool's description with the argument values; the answer calls the
+    tool with those values (`grammar.example_arguments`), so the model sees the user's own
+    tools called, not only the built-in demos' ones. Two calls per tool with different
+    values show that the values come from the request (with one, a small model copies it).
+    """
+    demos = []
+    for variant in range(per_tool):
+        for tool in tools:
+            function = _function(tool)
+            args = example_arguments(function.get("parameters") or {}, variant)
+            demos.append(
+                AlignmentDemo(
+                    prompt=_request(function, args),
+                    response=render_tool_call(function["name"], args),
+                    metadata={"kind": "tool", "category": "tool_call", "source": "bound_tool"},
+                )
+            )
+    return tuple(demos)
 
 
 def render_tool_result(name: str | None, content: str) -> str:

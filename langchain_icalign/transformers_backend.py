@@ -25,6 +25,7 @@ from langchain_icalign.generation import (
     GenerationBackend,
     GenerationParams,
 )
+from langchain_icalign.grammar_decoding import GrammarCache, grammar_supported
 from langchain_icalign.neutralizing import control_tokens
 from langchain_icalign.prefix_cache import PrefixCache
 from langchain_icalign.stop_strings import StopStringFilter, truncate_answer
@@ -214,6 +215,17 @@ class TransformersBackend(GenerationBackend):
             _forward_cache_kwarg(model) if _supports_dynamic_cache(model) else None
         )
         self._logits_to_keep = _takes_logits_to_keep(model)
+        self.supports_grammar = grammar_supported(tokenizer)
+        self._grammars: GrammarCache | None = None
+
+    def grammar_cache(self) -> GrammarCache:
+        """The model's compiled grammars (and llguidance tokenizer), made on first use."""
+        if self._grammars is None:
+            config = getattr(self.model, "config", None)
+            text_config = config.get_text_config() if config is not None else None
+            vocab = getattr(text_config, "vocab_size", None) or len(self.tokenizer)
+            self._grammars = GrammarCache(self.tokenizer, int(vocab), sorted(self._eos_ids()))
+        return self._grammars
 
     def _encode(self, prompt: str) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer(
@@ -283,6 +295,8 @@ class TransformersBackend(GenerationBackend):
             processors.append(
                 StartsWithOneOf(self.tokenizer, params.starts_with_one_of, prompt_length)
             )
+        if params.grammar is not None and self.supports_grammar:
+            processors.append(self.grammar_cache().processor(params.grammar, prompt_length))
         return LogitsProcessorList(processors)
 
     def _prefill(
@@ -437,7 +451,7 @@ class TransformersBackend(GenerationBackend):
                     attention_mask=mask,
                     generation_config=config,
                     stopping_criteria=StoppingCriteriaList([criteria]),
-                    logits_processor=LogitsProcessorList(self.logits_processors),
+                    logits_processor=self._processors(params, width),
                 )
         except Exception as error:
             msg = f"generation failed in {self.model_name}: {error}"

@@ -154,7 +154,8 @@ def test_full_tool_loop_with_a_scripted_llm():
         "- get_weather(city: string, unit: string (optional)): Current weather for a city."
         in prompt
     )
-    assert '"name": "calculator"' in prompt  # the built-in tool-call demos
+    assert '"name": "example_calculator_tool"' in prompt  # the built-in tool-call demos
+    assert '<tool_call>{"name": "add", "arguments": {"a": 7, "b": 12}}' in prompt  # bound
     result = ToolMessage(
         get_weather.invoke({"city": "Paris"}), tool_call_id=first.tool_calls[0]["id"]
     )
@@ -343,8 +344,14 @@ def test_tool_demos_of_the_current_step_sit_nearest_the_query():
     result = ToolMessage("light rain, 11 °C", tool_call_id="c1", name="get_weather")
     answering = mode.demos(demos, [HumanMessage("Weather in Paris?"), call, result])
     assert answering[-1].metadata["category"] == "tool_result"
-    assert answering[-1].prompt.startswith("Tool result from get_weather")
-    assert sorted(d.id for d in asking) == sorted(d.id for d in demos)  # reordered, all kept
+    assert answering[-1].prompt.startswith("Tool result from example_weather_tool")
+    fixed = [d for d in asking if d.metadata.get("source") != "bound_tool"]
+    assert sorted(d.id for d in fixed) == sorted(d.id for d in demos)  # reordered, all kept
+    bound = asking[len(fixed) :]  # two calls of each bound tool, nearest the question
+    assert [d.metadata.get("source") for d in bound] == ["bound_tool"] * 4
+    assert bound[-1].response.startswith('<tool_call>{"name": "get_weather"')
+    forced = RequestMode(tools=tuple(_tools()), tool_choice="any")
+    assert all(d.metadata["category"] != "tool_call" for d in forced.demos(demos))
     assert RequestMode().demos(demos, [result]) == ()
 
 

@@ -127,7 +127,8 @@ def test_system_text_and_demos_keep_their_tool_call_syntax():
     chat.bind_tools(TOOLS).invoke("hi")
     prompt = llm.prompts[-1]
     assert "answer with only <tool_call>, a JSON object" in prompt  # the tool description
-    assert '<tool_call>{"name": "get_weather", "arguments": {"city": "Lisbon"}}' in prompt  # demo
+    demo = '<tool_call>{"name": "example_weather_tool", "arguments": {"place": "Exampleton"}}'
+    assert demo in prompt
 
 
 # -- (b) strict arguments ---------------------------------------------------------------------
