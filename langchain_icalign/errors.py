@@ -7,6 +7,7 @@ __all__ = [
     "EmbeddingMismatchError",
     "GenerationError",
     "ModelCorruptedError",
+    "ModelServerError",
     "StoreConnectionError",
     "StoreCorruptedError",
     "StoreLockedError",
@@ -39,3 +40,10 @@ class ModelCorruptedError(RuntimeError):
 
 class GenerationError(RuntimeError):
     """The language model backend failed while generating."""
+
+
+class ModelServerError(GenerationError, ConnectionError):
+    """A model server does not answer, breaks off an answer, or answers what is not one.
+
+    The message names the server's URL and what went wrong.
+    """
