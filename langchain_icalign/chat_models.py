@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import operator
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -30,7 +31,15 @@ from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import RunnableConfig, get_config_list, run_in_executor
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from langchain_icalign.batching import ACTIVE_WINDOW, BatchWindow, embed_queries
 from langchain_icalign.demos import AlignmentDemo
@@ -44,7 +53,25 @@ from langchain_icalign.structured_output import StructuredOutputMethod, structur
 from langchain_icalign.token_counting import TokenCounterLike
 from langchain_icalign.tool_calling import parse_answer
 
-__all__ = ["ChatICAlign", "ContextWindowExceededError", "PreparedPrompt"]
+__all__ = ["CALL_OPTIONS", "ChatICAlign", "ContextWindowExceededError", "PreparedPrompt"]
+
+CALL_OPTIONS: dict[str, str] = {
+    "max_new_tokens": "max_new_tokens",
+    "max_tokens": "max_new_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "seed": "seed",
+    "timeout": "timeout",
+    "repetition_penalty": "repetition_penalty",
+}
+"""Generation options a call may override, and the `ChatICAlign` field each overrides.
+
+Tool and output options (`tools`, `tool_choice`, `response_format`, ...) come from
+`bind_tools` and `with_structured_output`."""
+
+# Read by LangChain itself (`stream=` by `BaseChatModel`, `model=` by its tracing).
+_LANGCHAIN_OPTIONS = frozenset({"stream", "model"})
 
 
 def _builtin_tool_demos() -> list[AlignmentDemo]:
@@ -86,6 +113,16 @@ def _out_of_time(params: GenerationParams) -> bool:
 def _timed_out(prompt: PreparedPrompt) -> Generation:
     """The outcome of a call whose time ran out before generation: no text, "timeout"."""
     return Generation("", prompt.tokens, 0, "timeout")
+
+
+@functools.cache
+def _field_adapter(name: str) -> TypeAdapter[Any]:
+    """A validator for one `ChatICAlign` field, with the constructor's constraints."""
+    field = ChatICAlign.model_fields[name]
+    annotation: Any = field.annotation
+    if field.metadata:
+        annotation = Annotated[(annotation, *field.metadata)]
+    return TypeAdapter(annotation)
 
 
 class ContextWindowExceededError(ValueError):
@@ -215,7 +252,9 @@ class ChatICAlign(BaseChatModel):
         ```
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+    # Unknown arguments are refused, as in langchain-huggingface's `HuggingFacePipeline`:
+    # a misspelt option silently ignored would change nothing and say nothing.
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True, extra="forbid")
 
     llm: BaseLLM | None = Field(default=None, exclude=True)
     """The base LLM; a `HuggingFacePipeline` is run through transformers directly."""
@@ -251,7 +290,8 @@ class ChatICAlign(BaseChatModel):
     (the prompt is read in chunks with the transformers backend, checking the time between
     them). In a `batch` it bounds the batched decoding only."""
     max_retries: int = 0
-    """Accepted for compatibility; local generation is not retried."""
+    """Retries of a model server's request that failed before its answer started
+    (`from_server`); local generation is not retried."""
     streaming: bool = False
     """Whether `invoke` streams internally (to callbacks)."""
     model_name: str | None = None
@@ -283,10 +323,34 @@ class ChatICAlign(BaseChatModel):
             **kwargs: `ChatICAlign` arguments (`max_new_tokens`, `temperature`,
                 `prompt_format`, ...) and those of `defaults.build_chat_model` (`store`,
                 `demo_mode`, `selector_kwargs`, `show_progress`).
+
+        Within a process, chat models share the default store (it is opened and indexed
+        once).
+
+        Raises:
+            TypeError: For an unknown argument, before anything loads.
         """
         from langchain_icalign.defaults import build_chat_model
 
         return build_chat_model(None, **kwargs)
+
+    @classmethod
+    def from_server(
+        cls, base_url: str, *, model: str | None = None, tokenizer: Any = None, **kwargs: Any
+    ) -> ChatICAlign:
+        """The base model on an OpenAI-compatible completions server (llama.cpp, vLLM, TGI).
+
+        Args:
+            base_url: The server's API URL, for example `http://127.0.0.1:8080/v1`.
+            model: Model name to request (the server's first when None).
+            tokenizer: A local tokenizer folder, tokenizer or counting function; None
+                counts tokens with the server's tokenize endpoint.
+            **kwargs: As for `server_backend.server_chat` (`store`, `request_timeout`,
+                `grammar_field`, ...) and `ChatICAlign` arguments (`max_retries`, ...).
+        """
+        from langchain_icalign.server_backend import server_chat
+
+        return server_chat(base_url, model=model, tokenizer=tokenizer, **kwargs)
 
     @classmethod
     def from_model_id(cls, model_id: str, **kwargs: Any) -> ChatICAlign:
@@ -396,7 +460,9 @@ class ChatICAlign(BaseChatModel):
 
         The model calls a tool by writing `<tool_call>{"name": ..., "arguments": ...}`;
         the call is parsed into `AIMessage.tool_calls` (arguments checked against the
-        schema, undeclared ones refused; malformed calls go to `invalid_tool_calls`).
+        schema, undeclared ones refused; malformed calls go to `invalid_tool_calls`). On a
+        backend that `supports_grammar` (transformers) the call is decoded under a grammar:
+        its name is a bound tool's and its arguments follow that tool's schema.
         `ToolMessage` results are rendered back into the conversation.
 
         Given text cannot make a call: tool-call tags in messages and tool results are
@@ -447,17 +513,42 @@ class ChatICAlign(BaseChatModel):
         """
         return structured_output_runnable(self, schema, method=method, include_raw=include_raw)
 
+    def _tokenizer(self) -> Any | None:
+        """The model's tokenizer, else a `token_counter` that is one; None when neither."""
+        tokenizer = getattr(self.backend, "tokenizer", None)
+        if tokenizer is None and hasattr(self.token_counter, "encode"):
+            tokenizer = self.token_counter
+        return tokenizer
+
     def get_token_ids(self, text: str) -> list[int]:
-        """Token ids from the model's own tokenizer (never a hub download)."""
-        backend = self.backend
-        tokenizer = getattr(backend, "tokenizer", None)
-        if tokenizer is not None:
-            return list(tokenizer.encode(text, add_special_tokens=False))
-        return super().get_token_ids(text)
+        """Token ids of `text` from the model's own tokenizer, without special tokens.
+
+        Text that merely looks like a special token is encoded as the plain text it is,
+        as in prompts. Without a tokenizer (an LLM counted by a callable), LangChain's
+        default applies (`custom_get_token_ids`, else GPT-2's tokenizer).
+        """
+        tokenizer = self._tokenizer()
+        if self.custom_get_token_ids is not None or tokenizer is None:
+            return super().get_token_ids(text)
+        try:
+            ids = tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+        except TypeError:  # a tokenizer without split_special_tokens
+            ids = tokenizer.encode(text)
+        return list(ids)
 
     def get_num_tokens(self, text: str) -> int:
-        """Tokens in `text` as the model counts them (no hub download)."""
+        """`len(get_token_ids(text))`; the `token_counter`'s count where there are no ids."""
+        if self.custom_get_token_ids is not None or self._tokenizer() is not None:
+            return len(self.get_token_ids(text))
         return self.backend.count_tokens(text)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # The backend holds locks and caches: a pickled chat builds its own on first use.
+        # (A selector's `DemoStore` refuses to be pickled, saying what to do instead.)
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        private["_backend"] = None
+        return {**state, "__pydantic_private__": private}
 
     # -- prompt ----------------------------------------------------------------------------
 
@@ -482,7 +573,9 @@ class ChatICAlign(BaseChatModel):
             ContextWindowExceededError: When the conversation alone leaves no room.
         """
         chat = self._convert_input(messages).to_messages()
-        mode = RequestMode.from_kwargs(dict(kwargs))
+        options = dict(kwargs)
+        mode = RequestMode.from_kwargs(options, constrained=self._constrains())
+        self._call_options(options)
         return self._prepare(chat, max_new_tokens or self.max_new_tokens, mode)
 
     def _prepare(
@@ -559,17 +652,50 @@ class ChatICAlign(BaseChatModel):
     def _params(
         self, stop: list[str] | None, kwargs: dict[str, Any], mode: RequestMode
     ) -> GenerationParams:
+        options = self._call_options(kwargs)
         stops = [*self.format.stop, *(self.stop or []), *(stop or []), *mode.stop]
         return GenerationParams(
             max_new_tokens=self._max_new_tokens(kwargs),
-            temperature=float(kwargs.get("temperature", self.temperature)),
-            top_p=float(kwargs.get("top_p", self.top_p)),
-            top_k=kwargs.get("top_k", self.top_k),
-            seed=kwargs.get("seed", self.seed),
+            temperature=float(options.get("temperature", self.temperature)),
+            top_p=float(options.get("top_p", self.top_p)),
+            top_k=options.get("top_k", self.top_k),
+            seed=options.get("seed", self.seed),
             stop=tuple(dict.fromkeys(stops)),
-            timeout=kwargs.get("timeout", self.timeout),
-            repetition_penalty=kwargs.get("repetition_penalty", self.repetition_penalty),
+            timeout=options.get("timeout", self.timeout),
+            repetition_penalty=options.get("repetition_penalty", self.repetition_penalty),
         )
+
+    def _call_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's generation options, checked as the constructor checks its arguments.
+
+        `kwargs` is what is left once `RequestMode.from_kwargs` took the tool and output
+        options. None means "the model's setting".
+
+        Raises:
+            TypeError: For an option `ChatICAlign` does not know.
+            ValueError: For a value the constructor would refuse (`temperature=-1`).
+        """
+        unknown = sorted(set(kwargs) - CALL_OPTIONS.keys() - _LANGCHAIN_OPTIONS)
+        if unknown:
+            msg = (
+                f"ChatICAlign got unexpected call option(s) {unknown}; it takes "
+                f"{sorted(CALL_OPTIONS)} and stop=, and tools or output formats through "
+                "bind_tools and with_structured_output"
+            )
+            raise TypeError(msg)
+        options: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            # `max_new_tokens` has its own check (`_max_new_tokens`), refusing True too.
+            if key not in CALL_OPTIONS or value is None or CALL_OPTIONS[key] == "max_new_tokens":
+                continue
+            field = CALL_OPTIONS[key]
+            try:
+                options[field] = _field_adapter(field).validate_python(value)
+            except ValidationError as error:
+                reason = error.errors()[0]["msg"]
+                msg = f"invalid call option {key}={value!r}: {reason}"
+                raise ValueError(msg) from None
+        return options
 
     def _max_new_tokens(self, kwargs: dict[str, Any]) -> int:
         """The call's `max_new_tokens` (or `max_tokens`), else the model's.
@@ -641,6 +767,11 @@ class ChatICAlign(BaseChatModel):
             **extra,
         )
 
+    def _constrains(self) -> bool:
+        """Whether the backend decodes under a grammar (tool calls and JSON answers then do)."""
+        has_model = self.llm is not None or self._backend is not None
+        return has_model and self.backend.supports_grammar
+
     def _generate_whole(
         self, mode: RequestMode, prompt: PreparedPrompt, params: GenerationParams
     ) -> Generation:
@@ -657,7 +788,7 @@ class ChatICAlign(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         started = time.monotonic()
-        mode = RequestMode.from_kwargs(kwargs)
+        mode = RequestMode.from_kwargs(kwargs, constrained=self._constrains())
         if self.streaming and mode.streams_text:
             chunks = list(self._stream(messages, stop, run_manager, **kwargs))
             merged = chunks[0]
@@ -686,7 +817,7 @@ class ChatICAlign(BaseChatModel):
                 window.withdraw()
                 generation = self._generate_whole(mode, prompt, _time_left(params, started))
             else:
-                generation = window.submit(prompt.text, params)
+                generation = mode.close(window.submit(prompt.text, params, started), params)
         return ChatResult(
             generations=[ChatGeneration(message=self._message(prompt, generation, mode))],
             llm_output={"model_name": self._model_name()},
@@ -700,7 +831,7 @@ class ChatICAlign(BaseChatModel):
         **kwargs: Any,
     ) -> Generator[ChatGenerationChunk, None, None]:
         started = time.monotonic()
-        mode = RequestMode.from_kwargs(kwargs)
+        mode = RequestMode.from_kwargs(kwargs, constrained=self._constrains())
         params = self._params(stop, kwargs, mode)
         prompt = self._prepare(messages, params.max_new_tokens, mode)
         params = _time_left(mode.for_prompt(params, prompt.conversation), started)
@@ -717,9 +848,15 @@ class ChatICAlign(BaseChatModel):
                 "Generator[str | Generation, None, None]", self.backend.stream(prompt.text, params)
             )
         )
+        # Text is sent as the format settles it, so that the streamed answer is exactly the
+        # invoked one (finalize may drop trailing whitespace or URIAL's closing fence).
+        prefix, raw, sent = prompt.conversation.answer_prefix, "", ""
         try:
             for event in events:
                 if isinstance(event, Generation):
+                    final = self.format.finalize(prefix + event.text)
+                    if final.startswith(sent) and len(final) > len(sent):
+                        yield self._text_chunk(final[len(sent) :], run_manager)
                     yield ChatGenerationChunk(
                         message=AIMessageChunk(
                             content="",
@@ -729,12 +866,20 @@ class ChatICAlign(BaseChatModel):
                         )
                     )
                     continue
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=event))
-                if run_manager is not None:
-                    run_manager.on_llm_new_token(event, chunk=chunk)
-                yield chunk
+                raw += event
+                settled = self.format.settled(prefix + raw)
+                if settled.startswith(sent) and len(settled) > len(sent):
+                    yield self._text_chunk(settled[len(sent) :], run_manager)
+                    sent = settled
         finally:
             events.close()
+
+    @staticmethod
+    def _text_chunk(text: str, run_manager: CallbackManagerForLLMRun | None) -> ChatGenerationChunk:
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+        if run_manager is not None:
+            run_manager.on_llm_new_token(text, chunk=chunk)
+        return chunk
 
     # -- batches ---------------------------------------------------------------------------
 
