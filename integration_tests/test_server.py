@@ -52,7 +52,7 @@ def selector(server_backend, embeddings):
     return AlignmentExampleSelector(
         store=default_store(embeddings, show_progress=False),
         token_counter=server_backend.count_text_tokens,
-        max_tokens=300,
+        max_tokens=1000,  # the built-in pool's demos run to 100-600 tokens
     )
 
 

@@ -98,6 +98,8 @@ class LlamaCppServer:
             "--port", str(self.port),
             "--n_ctx", str(self.n_ctx),
             "--n_threads", str(self.n_threads),
+            # By default a new request cuts off the answer being streamed; queue it instead.
+            "--interrupt_requests", "False",
         ]  # fmt: skip
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             command, stdout=self._log, stderr=subprocess.STDOUT
