@@ -30,7 +30,7 @@ from langchain_icalign.generation import (
     GenerationParams,
     reading_chunks,
 )
-from langchain_icalign.stop_strings import StopStringFilter, truncate_answer
+from langchain_icalign.stop_strings import truncate_answer, without_stop_strings
 
 if TYPE_CHECKING:
     from langchain_icalign.chat_models import ChatICAlign
@@ -206,21 +206,7 @@ class LlamaCppBackend(GenerationBackend):
     def stream(  # noqa: D102
         self, prompt: str, params: GenerationParams
     ) -> Iterator[str | Generation]:
-        text_filter = StopStringFilter(params.stop)
-        events = self._events(prompt, params)
-        try:
-            for event in events:
-                if isinstance(event, Generation):
-                    rest = text_filter.flush()
-                    if rest:
-                        yield rest
-                    yield event
-                    return
-                safe = text_filter.feed(event)
-                if safe:
-                    yield safe
-        finally:
-            events.close()
+        yield from without_stop_strings(self._events(prompt, params), params.stop)
 
     def generate_batch(  # noqa: D102
         self, prompts: Sequence[str], params: GenerationParams

@@ -49,7 +49,7 @@ from langchain_icalign.generation import (
     GenerationParams,
 )
 from langchain_icalign.grammar import Grammar
-from langchain_icalign.stop_strings import StopStringFilter, truncate_answer
+from langchain_icalign.stop_strings import truncate_answer, without_stop_strings
 from langchain_icalign.token_counting import as_token_counter
 
 if TYPE_CHECKING:
@@ -459,21 +459,7 @@ class ServerBackend(GenerationBackend):
                 yield result.text
             yield result
             return
-        text_filter = StopStringFilter(params.stop)
-        events = self._events(prompt, params, None)
-        try:
-            for event in events:
-                if isinstance(event, Generation):
-                    rest = text_filter.flush()
-                    if rest:
-                        yield rest
-                    yield event
-                    return
-                safe = text_filter.feed(event)
-                if safe:
-                    yield safe
-        finally:
-            events.close()
+        yield from without_stop_strings(self._events(prompt, params, None), params.stop)
 
 
 def server_chat(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
+from typing import TypeVar
 
 __all__ = [
     "StopStringFilter",
@@ -10,7 +11,10 @@ __all__ = [
     "json_object_end",
     "truncate_answer",
     "truncate_at_stop",
+    "without_stop_strings",
 ]
+
+End = TypeVar("End")
 
 
 def find_stop(text: str, stops: Sequence[str]) -> int:
@@ -136,3 +140,30 @@ class StopStringFilter:
         rest = "" if self.stopped else self._pending
         self._pending = ""
         return self._emit(rest, final=True)
+
+
+def without_stop_strings(
+    events: Iterator[str | End], stops: Sequence[str]
+) -> Generator[str | End, None, None]:
+    """A backend's text deltas with `StopStringFilter` applied, then its final event.
+
+    Text events pass through the filter (never part of a stop string); the first non-text
+    event (the backend's `Generation`) flushes what the filter held and ends the stream.
+    `events` is closed when this generator ends or is closed.
+    """
+    text_filter = StopStringFilter(stops)
+    try:
+        for event in events:
+            if not isinstance(event, str):
+                rest = text_filter.flush()
+                if rest:
+                    yield rest
+                yield event
+                return
+            safe = text_filter.feed(event)
+            if safe:
+                yield safe
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
