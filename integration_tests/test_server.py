@@ -11,7 +11,6 @@ import time
 from typing import Any, ClassVar
 
 import pytest
-from langchain_tests.integration_tests import ChatModelIntegrationTests
 from pydantic import BaseModel
 
 from langchain_icalign import AlignmentExampleSelector, ChatICAlign
@@ -21,6 +20,7 @@ from langchain_icalign.generation import GenerationParams
 from langchain_icalign.grammar import Grammar, call_grammar, json_grammar
 
 from .server_fixtures import needs_llama_server
+from .standard_suite import ICAlignStandardTests
 
 pytestmark = [needs_llama_server, pytest.mark.slow]
 
@@ -143,9 +143,7 @@ def standard_params(server_backend, selector) -> dict[str, Any]:
     return {"selector": selector}
 
 
-class TestChatICAlignOnServer(ChatModelIntegrationTests):
-    _params: ClassVar[dict[str, Any]] = {}
-
+class TestChatICAlignOnServer(ICAlignStandardTests):
     @pytest.fixture(autouse=True)
     def _stack(self, standard_params):
         type(self)._params = standard_params
@@ -153,34 +151,6 @@ class TestChatICAlignOnServer(ChatModelIntegrationTests):
     @property
     def chat_model_class(self) -> type[ChatICAlign]:
         return ServerChat
-
-    @property
-    def chat_model_params(self) -> dict:
-        return {**type(self)._params, "temperature": 0, "max_tokens": 32, "seed": 0}
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return True
-
-    @property
-    def supports_model_override(self) -> bool:
-        return False
 
     @pytest.mark.xfail(
         reason="model quality, not mechanics: the 270M-parameter default model may write "

@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_icalign import AlignmentExampleSelector, ChatICAlign
+
+from .standard_suite import ICAlignStandardTests
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def small_stack(default_chat) -> dict[str, Any]:
     return {"llm": default_chat.llm, "selector": selector}
 
 
-class TestChatICAlignIntegration(ChatModelIntegrationTests):
+class TestChatICAlignIntegration(ICAlignStandardTests):
     @pytest.fixture(autouse=True)
     def _stack(self, small_stack):
         type(self)._params = small_stack
@@ -31,34 +32,6 @@ class TestChatICAlignIntegration(ChatModelIntegrationTests):
     @property
     def chat_model_class(self) -> type[ChatICAlign]:
         return ChatICAlign
-
-    @property
-    def chat_model_params(self) -> dict:
-        return {**type(self)._params, "temperature": 0, "max_tokens": 32, "seed": 0}
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return True
-
-    @property
-    def supports_model_override(self) -> bool:
-        return False
 
     @pytest.mark.xfail(
         reason="model quality, not mechanics: the 270M-parameter default model copies the "
