@@ -12,7 +12,9 @@ chat.invoke("How do I make a good cup of tea?")
 ```
 
 Prompts are tokenised with `special=False`: text that looks like a special token is
-read as plain text, never as the token.
+read as plain text, never as the token. Forced tool calls, `"auto"` calls once opened and
+JSON answers are decoded under the request's grammar, as GBNF (`llama_cpp.LlamaGrammar`;
+see `grammar_requests`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from langchain_icalign.generation import (
     GenerationParams,
     reading_chunks,
 )
+from langchain_icalign.grammar_requests import GrammarRequests
 from langchain_icalign.stop_strings import truncate_answer, without_stop_strings
 
 if TYPE_CHECKING:
@@ -79,7 +82,13 @@ class LlamaCppBackend(GenerationBackend):
         )
         self.context_window = int(llm.n_ctx())
         self.special_tokens = self._special_tokens()
+        self.supports_grammar = True
         self._lock = threading.Lock()
+        self._grammar_requests = GrammarRequests(
+            run=self._run,
+            free_events=lambda prompt, params: self._events(prompt, params, None),
+            count_tokens=self.count_tokens,
+        )
 
     @classmethod
     def from_path(
@@ -132,11 +141,16 @@ class LlamaCppBackend(GenerationBackend):
         """Tokens of `text` alone (no BOS): for a selector's demo costs."""
         return len(self._tokens(text, bos=False))
 
+    def grammar_from_gbnf(self, gbnf: str) -> Any:
+        """A `llama_cpp.LlamaGrammar` parsed from GBNF text."""
+        return _require_llama_cpp().LlamaGrammar.from_string(gbnf, verbose=False)
+
     def _stream_raw(
-        self, prompt_ids: list[int], params: GenerationParams
+        self, prompt_ids: list[int], params: GenerationParams, gbnf: str | None
     ) -> Iterator[dict[str, Any]]:
         # A generator, so that a failure at the call itself surfaces inside `reading_chunks`.
         greedy = params.temperature <= 0
+        grammar = {} if gbnf is None else {"grammar": self.grammar_from_gbnf(gbnf)}
         yield from (
             self.llm.create_completion(
                 prompt_ids,
@@ -149,11 +163,12 @@ class LlamaCppBackend(GenerationBackend):
                 seed=params.seed,
                 stop=list(params.stop) or None,
                 stream=True,
+                **grammar,
             )
         )
 
     def _events(
-        self, prompt: str, params: GenerationParams
+        self, prompt: str, params: GenerationParams, gbnf: str | None
     ) -> Generator[str | Generation, None, None]:
         """Raw text deltas, then the `Generation`; stops at a stop string or JSON end."""
         prompt_ids = self._tokens(prompt, bos=True)
@@ -165,7 +180,7 @@ class LlamaCppBackend(GenerationBackend):
                 # prompt, which llama.cpp cannot stop once begun.
                 yield Generation("", len(prompt_ids), 0, "timeout")
                 return
-            chunks = self._stream_raw(prompt_ids, params)
+            chunks = self._stream_raw(prompt_ids, params, gbnf)
             with reading_chunks(self.model_name, chunks):
                 for chunk in chunks:
                     choice = chunk["choices"][0]
@@ -195,18 +210,29 @@ class LlamaCppBackend(GenerationBackend):
             finish = "timeout"
         yield Generation(text, len(prompt_ids), tokens, finish)
 
-    def generate(self, prompt: str, params: GenerationParams) -> Generation:  # noqa: D102
+    def _run(self, prompt: str, params: GenerationParams, gbnf: str | None) -> Generation:
         result = None
-        for event in self._events(prompt, params):
+        for event in self._events(prompt, params, gbnf):
             if isinstance(event, Generation):
                 result = event
         assert result is not None  # _events always ends with one
         return result
 
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:  # noqa: D102
+        if params.grammar is not None:
+            return self._grammar_requests.generate(prompt, params, params.grammar)
+        return self._run(prompt, params, None)
+
     def stream(  # noqa: D102
         self, prompt: str, params: GenerationParams
     ) -> Iterator[str | Generation]:
-        yield from without_stop_strings(self._events(prompt, params), params.stop)
+        if params.grammar is not None:  # a constrained answer is only meaningful whole
+            result = self.generate(prompt, params)
+            if result.text:
+                yield result.text
+            yield result
+            return
+        yield from without_stop_strings(self._events(prompt, params, None), params.stop)
 
     def generate_batch(  # noqa: D102
         self, prompts: Sequence[str], params: GenerationParams

@@ -40,3 +40,48 @@ def test_counts_and_metadata(backend):
     assert backend.context_window == 2048
     assert backend.count_tokens("<eos>") > 1  # plain text, not the special token
     assert backend.model_name
+
+
+def test_forced_calls_and_json_answers_follow_their_grammar(backend, monkeypatch):
+    from pydantic import BaseModel
+
+    from langchain_icalign import ChatICAlign
+
+    class Person(BaseModel):
+        name: str
+        age: int
+
+    chat = ChatICAlign(llm=None, temperature=0, max_new_tokens=48, model_name="gemma-gguf")
+    chat._backend = backend
+    assert backend.supports_grammar
+    parsed = []  # the GBNF llama.cpp parsed for each constrained request
+    parse = backend.grammar_from_gbnf
+    monkeypatch.setattr(
+        backend, "grammar_from_gbnf", lambda gbnf: parsed.append(gbnf) or parse(gbnf)
+    )
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                "required": ["city", "days"],
+            },
+        },
+    }
+    message = chat.bind_tools([weather], tool_choice="any").invoke(
+        "What will the weather be in Oslo over the next 3 days?"
+    )
+    assert message.invalid_tool_calls == []
+    (call,) = message.tool_calls
+    assert call["name"] == "get_weather"
+    assert isinstance(call["args"]["city"], str)
+    assert isinstance(call["args"]["days"], int)
+    person = chat.with_structured_output(Person, method="json_schema").invoke(
+        "Ada Lovelace was 36 when she died. Give her name and age."
+    )
+    assert isinstance(person, Person)
+    assert len(parsed) == 2  # one request each, under its grammar
+    assert '"\\"days\\": "' in parsed[0]
