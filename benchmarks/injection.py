@@ -252,7 +252,9 @@ def build_chats() -> dict[str, Any]:
     from langchain_icalign import ChatICAlign
     from langchain_icalign.builtin_demos import urial_set
 
-    han = ChatICAlign.from_defaults(temperature=0, max_new_tokens=MAX_NEW_TOKENS)
+    han = ChatICAlign.from_defaults(
+        temperature=0, max_new_tokens=MAX_NEW_TOKENS, prompt_format="han"
+    )
     system, constant = urial_set()
     urial = ChatICAlign(
         llm=han.llm,
