@@ -61,17 +61,26 @@ class LlamaCppBackend(GenerationBackend):
     shared between threads.
 
     A `timeout` counts from the call, waiting for the lock included. It is checked before
-    the prompt is read (no time left: no generation, finish reason "timeout") and after
-    each generated token; reading the prompt itself (llama.cpp's prefill) is not
-    interrupted, so a long prompt can overrun the timeout by its prefill time.
+    the prompt is read (no time left: no generation, finish reason "timeout"), between the
+    chunks of `prefill_chunk_tokens` in which a longer prompt is then read (the part
+    llama.cpp already holds from the last call is kept), and after each generated token:
+    a call overruns it by about one chunk's reading time at most.
 
     Args:
         llm: A `llama_cpp.Llama`.
         model_name: Name for metadata; defaults to the GGUF's `general.name` or file name.
+        prefill_chunk_tokens: Under a timeout, a prompt longer than this is read in chunks
+            of this many tokens, the time checked between them.
     """
 
-    def __init__(self, llm: Any, model_name: str | None = None) -> None:
+    def __init__(
+        self, llm: Any, model_name: str | None = None, *, prefill_chunk_tokens: int = 256
+    ) -> None:
+        if prefill_chunk_tokens < 1:
+            msg = f"prefill_chunk_tokens must be at least 1, got {prefill_chunk_tokens}"
+            raise ValueError(msg)
         self.llm = llm
+        self.prefill_chunk_tokens = prefill_chunk_tokens
         metadata = getattr(llm, "metadata", None) or {}
         path = getattr(llm, "model_path", None)
         self.model_name = (
@@ -182,7 +191,8 @@ class LlamaCppBackend(GenerationBackend):
                 return
             chunks = self._stream_raw(prompt_ids, params, gbnf)
             with reading_chunks(self.model_name, chunks):
-                for chunk in chunks:
+                read = params.timeout is None or self._prefill(prompt_ids, started + params.timeout)
+                for chunk in chunks if read else ():
                     choice = chunk["choices"][0]
                     delta = choice.get("text") or ""
                     tokens += bool(delta)  # a chunk a token; the closing one is empty
@@ -209,6 +219,24 @@ class LlamaCppBackend(GenerationBackend):
         ):
             finish = "timeout"
         yield Generation(text, len(prompt_ids), tokens, finish)
+
+    def _prefill(self, prompt_ids: list[int], deadline: float) -> bool:
+        """Read all but the prompt's last token in chunks; False when time ran out first.
+
+        llama.cpp's completion then finds them in its context (its prefix reuse) and reads
+        only the last token before sampling.
+        """
+        if len(prompt_ids) <= self.prefill_chunk_tokens:
+            return time.monotonic() < deadline
+        llm = self.llm
+        held = llm.longest_token_prefix(list(llm.input_ids[: llm.n_tokens]), prompt_ids)
+        llm.n_tokens = min(held, len(prompt_ids) - 1)  # `eval` drops the cache after it
+        end = len(prompt_ids) - 1
+        for start in range(llm.n_tokens, end, self.prefill_chunk_tokens):
+            if time.monotonic() >= deadline:
+                return False
+            llm.eval(prompt_ids[start : min(start + self.prefill_chunk_tokens, end)])
+        return time.monotonic() < deadline
 
     def _run(self, prompt: str, params: GenerationParams, gbnf: str | None) -> Generation:
         result = None

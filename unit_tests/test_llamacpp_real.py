@@ -85,3 +85,21 @@ def test_forced_calls_and_json_answers_follow_their_grammar(backend, monkeypatch
     assert isinstance(person, Person)
     assert len(parsed) == 2  # one request each, under its grammar
     assert '"\\"days\\": "' in parsed[0]
+
+
+def test_a_timeout_stops_reading_a_long_prompt_between_chunks(backend):
+    from langchain_icalign.generation import GenerationParams
+
+    prompt = " ".join(f"Line {i}: the quick brown fox jumps over the lazy dog." for i in range(80))
+    prompt += "\n\nQuestion: What does the fox do?\n\nAnswer:"
+    ids = backend.count_tokens(prompt)
+    assert ids > 4 * backend.prefill_chunk_tokens
+    params = GenerationParams(max_new_tokens=8, temperature=0, stop=("\nQuestion:",))
+    whole = backend.generate(prompt, params)
+    backend.llm.reset()
+    cut = backend.generate(prompt, GenerationParams(max_new_tokens=8, timeout=0.05))
+    assert cut.finish_reason == "timeout"
+    assert cut.output_tokens == 0
+    assert backend.llm.n_tokens < ids - 1  # it stopped reading partway
+    # What was read is reused, and the answer is the one read whole gave.
+    assert backend.generate(prompt, params).text == whole.text
