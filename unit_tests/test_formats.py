@@ -62,6 +62,20 @@ def test_urial_format_and_finalize():
     assert fmt.finalize("  Plain  ") == "Plain"
 
 
+def test_urial_answer_ends_at_a_new_query_or_a_reopened_answer():
+    from langchain_icalign.stop_strings import truncate_at_stop
+
+    fmt = URIALFormat()
+    for raw in (
+        "Paris.\n```\n\n# Query:\n```\nnext",
+        "Paris.\n```\n\n# Answer:\n```\nagain",  # a second answer block, no query
+        "Paris.\n# Answer: again",
+    ):
+        text, found = truncate_at_stop(raw, fmt.stop)
+        assert found
+        assert fmt.finalize(text) == "Paris."
+
+
 def test_urial_multi_turn_history():
     fmt = URIALFormat()
     prompt = fmt.render(Conversation(query="q2", turns=(("q1", "a1"),)))
