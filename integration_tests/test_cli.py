@@ -81,7 +81,8 @@ def test_demos_shows_selection_and_prompt(tmp_path, demo_file):
     assert done.returncode == 0, done.stderr
     assert "How do I water a cactus?" in done.stdout
     assert "score" in done.stdout
-    assert done.stdout.rstrip().endswith("Here\u2019s an example answer:")
+    # The default format is URIAL's: the prompt ends by opening the answer block.
+    assert done.stdout.rstrip().endswith("# Answer:\n```")
 
 
 def test_chat_one_shot_streams_an_answer():
