@@ -48,7 +48,7 @@ def han_pack(candidates: list[dict[str, Any]], tokenizer: Any, fmt: Any) -> list
 def _tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from langchain_icalign.model_cache import ensure_default_model
+    from langchain_icalign.defaults.model_cache import ensure_default_model
 
     return AutoTokenizer.from_pretrained(ensure_default_model(show_progress=False))
 

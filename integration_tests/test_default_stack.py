@@ -8,9 +8,9 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_icalign import ChatICAlign
-from langchain_icalign.builtin_demos import builtin_pool, urial_set
+from langchain_icalign.backends.transformers import TransformersBackend
+from langchain_icalign.defaults.builtin_demos import builtin_pool, urial_set
 from langchain_icalign.formats import URIALFormat
-from langchain_icalign.transformers_backend import TransformersBackend
 
 MARKERS = ("Question:", "Here\u2019s an example answer", "# Query", "# Answer", "<eos>", "<bos>")
 

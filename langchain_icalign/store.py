@@ -60,7 +60,10 @@ def embedding_model_name(embeddings: Embeddings) -> str:
 
 
 def _default_embeddings_name(path: Path) -> str | None:
-    from langchain_icalign.model_cache import DEFAULT_EMBEDDING_MODEL, default_embeddings_path
+    from langchain_icalign.defaults.paths import (
+        DEFAULT_EMBEDDING_MODEL,
+        default_embeddings_path,
+    )
 
     try:
         default = default_embeddings_path()

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from langchain_icalign import ChatICAlign
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.llamacpp_backend import LlamaCppBackend
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.llamacpp import LlamaCppBackend
 
 SCRIPT = " The answer is 42.\n\nQuestion: never shown"
 STOP = ("\nQuestion:",)
@@ -143,8 +143,8 @@ def test_chat_model_on_the_llamacpp_backend(store, demos):
     store.add_demos(demos)
     backend = LlamaCppBackend(FakeLlama())
     selector = AlignmentExampleSelector(store=store, token_counter=backend.count_text_tokens)
-    chat = ChatICAlign(llm=None, selector=selector, temperature=0, model_name="fake-gguf")
-    chat._backend = backend
+    chat = ChatICAlign(backend=backend, selector=selector, temperature=0, model_name="fake-gguf")
+    assert chat.backend is backend
     message = chat.invoke("What is six times seven?")
     assert message.content == "The answer is 42."
     assert message.response_metadata["model_name"] == "fake-gguf"

@@ -13,14 +13,15 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    from langchain_icalign.llamacpp_backend import LlamaCppBackend, default_gguf_path
+    from langchain_icalign.backends.llamacpp import LlamaCppBackend
+    from langchain_icalign.defaults.paths import default_gguf_path
 
     path = default_gguf_path(tmp_path_factory.mktemp("home"))
     return LlamaCppBackend.from_path(path, n_ctx=2048, n_threads=2)
 
 
 def test_greedy_generation_stops_at_the_stop_string(backend):
-    from langchain_icalign.generation import Generation, GenerationParams
+    from langchain_icalign.backends.base import Generation, GenerationParams
 
     prompt = (
         "Question: What is the capital of France?\n\nHere’s an example answer: Paris.\n\n"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from langchain_core.embeddings import Embeddings
 
-from langchain_icalign.generation import Generation, GenerationBackend, GenerationParams
+from langchain_icalign.backends.base import Generation, GenerationBackend, GenerationParams
 
 __all__ = ["ACTIVE_WINDOW", "BatchWindow", "embed_queries", "embeds_queries_as_documents"]
 

@@ -1,6 +1,6 @@
 """A `Grammar` for a model server: as llama.cpp's GBNF, and checked after the fact.
 
-The grammars of `langchain_icalign.grammar` are llguidance's Lark with inline `%json`
+The grammars of `langchain_icalign.tools.grammar` are llguidance's Lark with inline `%json`
 schemas, of two shapes only (`json_grammar`, `call_grammar`): literals, rule references,
 alternatives and JSON schemas. `to_gbnf` writes such a grammar as GBNF, the grammar
 language llama.cpp's server takes per request (its `grammar` field; vLLM's `guided_grammar`
@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_icalign.grammar import Grammar
+from langchain_icalign.tools.grammar import Grammar
 
 __all__ = ["matches", "to_gbnf"]
 

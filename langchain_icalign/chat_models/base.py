@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import json
-import operator
 import time
-import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -23,131 +17,57 @@ from langchain_core.language_models import (
     ModelProfile,
 )
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.ai import UsageMetadata
-from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import RunnableConfig, get_config_list, run_in_executor
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
-    TypeAdapter,
-    ValidationError,
     model_validator,
 )
 
-from langchain_icalign.batching import ACTIVE_WINDOW, BatchWindow, embed_queries
+from langchain_icalign.backends.base import Generation, GenerationBackend, GenerationParams
+from langchain_icalign.backends.batching import ACTIVE_WINDOW, BatchWindow, embed_queries
+from langchain_icalign.backends.llm import backend_for_llm
+from langchain_icalign.chat_models import assembly
+from langchain_icalign.chat_models.options import CALL_OPTIONS, call_options, generation_params
+from langchain_icalign.chat_models.results import (
+    as_chunk,
+    ls_params,
+    message_for,
+    model_profile,
+    out_of_time,
+    stream_chunks,
+    time_left,
+    timed_out,
+)
+from langchain_icalign.defaults.builtin_demos import tool_demos
 from langchain_icalign.demos import AlignmentDemo
-from langchain_icalign.formats import Conversation, PromptFormat, get_prompt_format
-from langchain_icalign.generation import Generation, GenerationBackend, GenerationParams
-from langchain_icalign.llm_backend import LLMBackend
+from langchain_icalign.formats import PromptFormat, get_prompt_format
 from langchain_icalign.messages import messages_to_conversation
-from langchain_icalign.request_mode import RequestMode, normalize_tool_choice, retrieval_query
-from langchain_icalign.selector import AlignmentExampleSelector, SelectedDemo
-from langchain_icalign.structured_output import StructuredOutputMethod, structured_output_runnable
+from langchain_icalign.prompting import (
+    PreparedPrompt,
+    PromptBuilder,
+    retrieval_query,
+)
+from langchain_icalign.selector import AlignmentExampleSelector
 from langchain_icalign.token_counting import TokenCounterLike
-from langchain_icalign.tool_calling import parse_answer
+from langchain_icalign.tools.binding import tool_options
+from langchain_icalign.tools.request_mode import RequestMode
+from langchain_icalign.tools.structured_output import (
+    StructuredOutputMethod,
+    structured_output_runnable,
+)
 
-__all__ = ["CALL_OPTIONS", "ChatICAlign", "ContextWindowExceededError", "PreparedPrompt"]
-
-CALL_OPTIONS: dict[str, str] = {
-    "max_new_tokens": "max_new_tokens",
-    "max_tokens": "max_new_tokens",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "seed": "seed",
-    "timeout": "timeout",
-    "repetition_penalty": "repetition_penalty",
-}
-"""Generation options a call may override, and the `ChatICAlign` field each overrides.
-
-Tool and output options (`tools`, `tool_choice`, `response_format`, ...) come from
-`bind_tools` and `with_structured_output`."""
-
-# Read by LangChain itself (`stream=` by `BaseChatModel`, `model=` by its tracing).
-_LANGCHAIN_OPTIONS = frozenset({"stream", "model"})
+__all__ = ["CALL_OPTIONS", "ChatICAlign"]  # CALL_OPTIONS: from `options`, as before
 
 
 def _builtin_tool_demos() -> list[AlignmentDemo]:
-    from langchain_icalign.builtin_demos import tool_demos
-
     return list(tool_demos())
-
-
-def _as_chunk(message: AIMessage) -> AIMessageChunk:
-    return AIMessageChunk(
-        content=message.content,
-        usage_metadata=message.usage_metadata,
-        response_metadata=message.response_metadata,
-        tool_call_chunks=[
-            tool_call_chunk(
-                name=call["name"], args=json.dumps(call["args"]), id=call["id"], index=index
-            )
-            for index, call in enumerate(message.tool_calls)
-        ],
-        invalid_tool_calls=message.invalid_tool_calls,
-        chunk_position="last",
-    )
-
-
-def _time_left(params: GenerationParams, started: float) -> GenerationParams:
-    """`params` whose timeout is what is left of the call's since `started`.
-
-    A call's timeout counts from the call: retrieval and rendering use part of it.
-    """
-    if params.timeout is None:
-        return params
-    return dataclasses.replace(params, timeout=params.timeout - (time.monotonic() - started))
-
-
-def _out_of_time(params: GenerationParams) -> bool:
-    return params.timeout is not None and params.timeout <= 0
-
-
-def _timed_out(prompt: PreparedPrompt) -> Generation:
-    """The outcome of a call whose time ran out before generation: no text, "timeout"."""
-    return Generation("", prompt.tokens, 0, "timeout")
-
-
-@functools.cache
-def _field_adapter(name: str) -> TypeAdapter[Any]:
-    """A validator for one `ChatICAlign` field, with the constructor's constraints."""
-    field = ChatICAlign.model_fields[name]
-    annotation: Any = field.annotation
-    if field.metadata:
-        annotation = Annotated[(annotation, *field.metadata)]
-    return TypeAdapter(annotation)
-
-
-class ContextWindowExceededError(ValueError):
-    """The conversation itself (without demos) leaves no room for the answer."""
-
-
-@dataclass(frozen=True)
-class PreparedPrompt:
-    """A rendered prompt and what went into it.
-
-    Attributes:
-        text: The prompt given to the base model.
-        conversation: The chat it renders.
-        demos: Retrieved demos in prompt order (most relevant last).
-        constant_demos: Demos placed first on every request.
-        tokens: Tokens in `text`.
-        messages: The chat `conversation` was made from (where a tool call may come from).
-    """
-
-    text: str
-    conversation: Conversation
-    demos: tuple[SelectedDemo, ...]
-    constant_demos: tuple[AlignmentDemo, ...]
-    tokens: int
-    messages: tuple[BaseMessage, ...] = ()
 
 
 class ChatICAlign(BaseChatModel):
@@ -300,6 +220,11 @@ class ChatICAlign(BaseChatModel):
     """Tokenizer or counter for a non-transformers LLM (else four characters a token)."""
     context_window: int | None = None
     """Model context size; read from the model config when None."""
+    generation_backend: GenerationBackend | None = Field(
+        default=None, alias="backend", exclude=True
+    )
+    """A ready `GenerationBackend` (`backend=`: llama.cpp, a server, your own) instead of
+    `llm`; the chat model asks its `capabilities` (grammar, batching, ...)."""
 
     _backend: GenerationBackend | None = PrivateAttr(default=None)
     _format: PromptFormat = PrivateAttr()
@@ -307,6 +232,12 @@ class ChatICAlign(BaseChatModel):
     @model_validator(mode="after")
     def _resolve_format(self) -> ChatICAlign:
         self._format = get_prompt_format(self.prompt_format)
+        if self.generation_backend is not None:
+            if self.llm is not None:
+                msg = "ChatICAlign takes llm= or backend=, not both"
+                raise ValueError(msg)
+            if self.context_window is not None:
+                self.generation_backend.context_window = self.context_window
         return self
 
     # -- set-up ----------------------------------------------------------------------------
@@ -330,9 +261,7 @@ class ChatICAlign(BaseChatModel):
         Raises:
             TypeError: For an unknown argument, before anything loads.
         """
-        from langchain_icalign.defaults import build_chat_model
-
-        return build_chat_model(None, **kwargs)
+        return assembly.build_chat_model(cls, None, **kwargs)
 
     @classmethod
     def from_server(
@@ -345,12 +274,10 @@ class ChatICAlign(BaseChatModel):
             model: Model name to request (the server's first when None).
             tokenizer: A local tokenizer folder, tokenizer or counting function; None
                 counts tokens with the server's tokenize endpoint.
-            **kwargs: As for `server_backend.server_chat` (`store`, `request_timeout`,
+            **kwargs: As for `chat_models.server_chat` (`store`, `request_timeout`,
                 `grammar_field`, ...) and `ChatICAlign` arguments (`max_retries`, ...).
         """
-        from langchain_icalign.server_backend import server_chat
-
-        return server_chat(base_url, model=model, tokenizer=tokenizer, **kwargs)
+        return assembly.server_chat(cls, base_url, model=model, tokenizer=tokenizer, **kwargs)
 
     @classmethod
     def from_model_id(cls, model_id: str, **kwargs: Any) -> ChatICAlign:
@@ -362,9 +289,7 @@ class ChatICAlign(BaseChatModel):
             **kwargs: As for `from_defaults`, plus `device_map` and `dtype` (float32 on
                 CPU; bfloat16, or float16 where bf16 is unsupported, on GPU).
         """
-        from langchain_icalign.defaults import build_chat_model
-
-        return build_chat_model(model_id, **kwargs)
+        return assembly.build_chat_model(cls, model_id, **kwargs)
 
     @property
     def _llm_type(self) -> str:
@@ -378,26 +303,17 @@ class ChatICAlign(BaseChatModel):
     @property
     def backend(self) -> GenerationBackend:
         """The generation backend for `llm`, built on first use (no model load)."""
+        if self.generation_backend is not None:
+            return self.generation_backend
         if self._backend is None:
-            self._backend = self._make_backend()
+            if self.llm is None:
+                msg = (
+                    "ChatICAlign needs llm= (a HuggingFacePipeline or another LangChain "
+                    "BaseLLM) or backend= (a GenerationBackend)"
+                )
+                raise ValueError(msg)
+            self._backend = backend_for_llm(self.llm, self.token_counter, self.context_window)
         return self._backend
-
-    def _make_backend(self) -> GenerationBackend:
-        if self.llm is None:
-            msg = "ChatICAlign needs llm= (a HuggingFacePipeline or another LangChain BaseLLM)"
-            raise ValueError(msg)
-        pipeline = getattr(self.llm, "pipeline", None)
-        if pipeline is not None and hasattr(pipeline, "model") and hasattr(pipeline, "tokenizer"):
-            from langchain_icalign.transformers_backend import TransformersBackend
-
-            backend: GenerationBackend = TransformersBackend(
-                pipeline.model, pipeline.tokenizer, getattr(self.llm, "model_id", None)
-            )
-        else:
-            backend = LLMBackend(self.llm, self.token_counter, self.context_window)
-        if self.context_window is not None:
-            backend.context_window = self.context_window
-        return backend
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -413,40 +329,19 @@ class ChatICAlign(BaseChatModel):
     def _model_name(self) -> str:
         if self.model_name:
             return self.model_name
-        if self.llm is None:
+        if not self._has_model():
             return "unknown"
         return self.backend.model_name
 
+    def _has_model(self) -> bool:
+        """Whether a model was given (`llm` or `backend`), so that `backend` can be had."""
+        return self.llm is not None or self.generation_backend is not None
+
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(
-            ls_provider="icalign",
-            ls_model_name=str(kwargs.get("model") or self._model_name()),
-            ls_model_type="chat",
-            ls_temperature=kwargs.get("temperature", self.temperature),
-            ls_max_tokens=kwargs.get(
-                "max_tokens", kwargs.get("max_new_tokens", self.max_new_tokens)
-            ),
-        )
-        stops = stop or self.stop
-        if stops:
-            params["ls_stop"] = list(stops)
-        return params
+        return ls_params(self, self._model_name(), stop, kwargs)
 
     def _resolve_model_profile(self) -> ModelProfile | None:
-        window = self.context_window  # the model's own is known only once the backend is built
-        profile = ModelProfile(
-            max_output_tokens=self.max_new_tokens,
-            text_inputs=True,
-            text_outputs=True,
-            image_inputs=False,
-            audio_inputs=False,
-            tool_calling=True,
-            tool_choice=True,
-            structured_output=False,
-        )
-        if window is not None:
-            profile["max_input_tokens"] = window
-        return profile
+        return model_profile(self)
 
     def bind_tools(
         self,
@@ -479,20 +374,7 @@ class ChatICAlign(BaseChatModel):
                 for `delete_all_files`); other calls to them are refused.
             **kwargs: Other call options to bind.
         """
-        formatted = [convert_to_openai_tool(tool) for tool in tools]
-        choice = normalize_tool_choice(tool_choice)
-        names = [tool["function"]["name"] for tool in formatted]
-        if choice not in (None, "auto", "any", "required", "none", *names):
-            msg = f"tool_choice {tool_choice!r} names no bound tool; tools are {names}"
-            raise ValueError(msg)
-        confirm = list(confirm_tools or ())
-        unknown = [name for name in confirm if name not in names]
-        if unknown:
-            msg = f"confirm_tools names {unknown}, which are not bound; tools are {names}"
-            raise ValueError(msg)
-        if confirm:
-            kwargs["confirm_tools"] = confirm
-        return super().bind(tools=formatted, tool_choice=choice, **kwargs)
+        return super().bind(**{**kwargs, **tool_options(tools, tool_choice, confirm_tools)})
 
     def with_structured_output(
         self,
@@ -515,7 +397,7 @@ class ChatICAlign(BaseChatModel):
 
     def _tokenizer(self) -> Any | None:
         """The model's tokenizer, else a `token_counter` that is one; None when neither."""
-        tokenizer = getattr(self.backend, "tokenizer", None)
+        tokenizer = self.backend.tokenizer
         if tokenizer is None and hasattr(self.token_counter, "encode"):
             tokenizer = self.token_counter
         return tokenizer
@@ -545,6 +427,13 @@ class ChatICAlign(BaseChatModel):
     def __getstate__(self) -> dict[Any, Any]:
         # The backend holds locks and caches: a pickled chat builds its own on first use.
         # (A selector's `DemoStore` refuses to be pickled, saying what to do instead.)
+        if self.generation_backend is not None:
+            msg = (
+                f"a ChatICAlign on a given backend ({type(self.generation_backend).__name__}) "
+                "cannot be pickled: the backend holds a loaded model, a client or locks; "
+                "pickle its settings and build the chat model again where it is loaded"
+            )
+            raise TypeError(msg)
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
         private["_backend"] = None
@@ -575,209 +464,41 @@ class ChatICAlign(BaseChatModel):
         chat = self._convert_input(messages).to_messages()
         options = dict(kwargs)
         mode = RequestMode.from_kwargs(options, constrained=self._constrains())
-        self._call_options(options)
+        call_options(type(self), options)
         return self._prepare(chat, max_new_tokens or self.max_new_tokens, mode)
 
     def _prepare(
         self, messages: Sequence[BaseMessage], max_new_tokens: int, mode: RequestMode
     ) -> PreparedPrompt:
-        conversation = mode.shape(
-            messages_to_conversation(messages, self.system_prompt, neutralize=mode.neutralize)
-        )
-        backend = self.backend
-        fmt = self.format
-        special = backend.special_tokens
-        # Tool-call demos go last, nearest the query: placed first, far from it, a small
-        # model follows the retrieved (prose) demos and rarely calls a tool.
-        first, last = tuple(self.constant_demos), mode.demos(self.tool_demos, messages)
-        base_text = fmt.render(conversation, (*first, *last), special)
-        base_tokens = backend.count_tokens(base_text)
-        window = backend.context_window
-        room = None if window is None else window - base_tokens - max_new_tokens
-        if room is not None and room < 0:
-            msg = (
-                f"the conversation takes {base_tokens} tokens and the answer up to "
-                f"{max_new_tokens}, more than the model's context window of {window}; "
-                "shorten the messages or lower max_new_tokens"
-            )
-            raise ContextWindowExceededError(msg)
-        selected = self._select(retrieval_query(messages, conversation), room)
-        prepared = self._fit(conversation, first, selected, last, max_new_tokens)
-        return dataclasses.replace(prepared, messages=tuple(messages))
-
-    def _select(self, query: str, room: int | None) -> list[SelectedDemo]:
-        if self.selector is None:
-            return []
-        budget = self.selector.max_tokens if room is None else min(room, self.selector.max_tokens)
         window = ACTIVE_WINDOW.get()
-        vector = window.query_vectors.get(query) if window is not None else None
-        if budget <= 0:
-            selected = []
-        elif vector is not None:  # embedded with the rest of its batch
-            selected = self.selector.pack(self.selector.retrieve_by_vector(vector), budget)
-        else:
-            selected = self.selector.select_demos(query, max_tokens=budget)
-        self._warn_if_empty(selected)
-        return selected
-
-    def _warn_if_empty(self, selected: list[SelectedDemo]) -> None:
-        if not selected and self.selector is not None and self.selector.store.count() == 0:
-            warnings.warn(
-                "the demo store is empty: answering zero-shot; add demos with DemoStore.add_demos",
-                stacklevel=4,
-            )
-
-    def _fit(
-        self,
-        conversation: Conversation,
-        first: tuple[AlignmentDemo, ...],
-        selected: list[SelectedDemo],
-        last: tuple[AlignmentDemo, ...],
-        max_new_tokens: int,
-    ) -> PreparedPrompt:
-        backend = self.backend
-        window = backend.context_window
-        while True:
-            demos = [*first, *(s.demo for s in selected), *last]
-            text = self.format.render(conversation, demos, backend.special_tokens)
-            tokens = backend.count_tokens(text)
-            # Per-demo counts are summed, but tokenising the joined text can differ a little.
-            if window is None or tokens + max_new_tokens <= window or not selected:
-                constant = (*first, *last)
-                return PreparedPrompt(text, conversation, tuple(selected), constant, tokens)
-            selected = selected[1:]  # drop the least relevant (first) demo
+        builder = PromptBuilder(
+            self.format,
+            self.backend,
+            self.selector,
+            self.system_prompt,
+            tuple(self.constant_demos),
+            tuple(self.tool_demos),
+        )
+        vectors = window.query_vectors if window is not None else None
+        return builder.prepare(messages, max_new_tokens, mode, vectors)
 
     # -- generation ------------------------------------------------------------------------
-
-    def _params(
-        self, stop: list[str] | None, kwargs: dict[str, Any], mode: RequestMode
-    ) -> GenerationParams:
-        options = self._call_options(kwargs)
-        stops = [*self.format.stop, *(self.stop or []), *(stop or []), *mode.stop]
-        return GenerationParams(
-            max_new_tokens=self._max_new_tokens(kwargs),
-            temperature=float(options.get("temperature", self.temperature)),
-            top_p=float(options.get("top_p", self.top_p)),
-            top_k=options.get("top_k", self.top_k),
-            seed=options.get("seed", self.seed),
-            stop=tuple(dict.fromkeys(stops)),
-            timeout=options.get("timeout", self.timeout),
-            repetition_penalty=options.get("repetition_penalty", self.repetition_penalty),
-        )
-
-    def _call_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's generation options, checked as the constructor checks its arguments.
-
-        `kwargs` is what is left once `RequestMode.from_kwargs` took the tool and output
-        options. None means "the model's setting".
-
-        Raises:
-            TypeError: For an option `ChatICAlign` does not know.
-            ValueError: For a value the constructor would refuse (`temperature=-1`).
-        """
-        unknown = sorted(set(kwargs) - CALL_OPTIONS.keys() - _LANGCHAIN_OPTIONS)
-        if unknown:
-            msg = (
-                f"ChatICAlign got unexpected call option(s) {unknown}; it takes "
-                f"{sorted(CALL_OPTIONS)} and stop=, and tools or output formats through "
-                "bind_tools and with_structured_output"
-            )
-            raise TypeError(msg)
-        options: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            # `max_new_tokens` has its own check (`_max_new_tokens`), refusing True too.
-            if key not in CALL_OPTIONS or value is None or CALL_OPTIONS[key] == "max_new_tokens":
-                continue
-            field = CALL_OPTIONS[key]
-            try:
-                options[field] = _field_adapter(field).validate_python(value)
-            except ValidationError as error:
-                reason = error.errors()[0]["msg"]
-                msg = f"invalid call option {key}={value!r}: {reason}"
-                raise ValueError(msg) from None
-        return options
-
-    def _max_new_tokens(self, kwargs: dict[str, Any]) -> int:
-        """The call's `max_new_tokens` (or `max_tokens`), else the model's.
-
-        Raises:
-            ValueError: When the call's value is not a positive whole number.
-        """
-        for key in ("max_new_tokens", "max_tokens"):
-            value = kwargs.get(key)
-            if value is None:
-                continue
-            try:
-                count = operator.index(value)
-            except TypeError:
-                count = 0
-            if isinstance(value, bool) or count < 1:
-                msg = f"{key} must be a positive whole number of tokens, got {value!r}"
-                raise ValueError(msg)
-            return count
-        return self.max_new_tokens
-
-    def _metadata(self, prompt: PreparedPrompt, generation: Generation) -> dict[str, Any]:
-        return {
-            "model_name": self._model_name(),
-            "finish_reason": generation.finish_reason,
-            "prompt_format": self.format.name,
-            "prompt_tokens": prompt.tokens,
-            "demos": [
-                {"id": s.demo.id, "score": s.score, "tokens": s.tokens} for s in prompt.demos
-            ],
-            "constant_demos": [d.id for d in prompt.constant_demos],
-        }
-
-    @staticmethod
-    def _usage(generation: Generation) -> UsageMetadata:
-        usage = UsageMetadata(
-            input_tokens=generation.input_tokens,
-            output_tokens=generation.output_tokens,
-            total_tokens=generation.input_tokens + generation.output_tokens,
-        )
-        if generation.cached_tokens:  # prompt tokens read from the prefix cache
-            usage["input_token_details"] = {"cache_read": generation.cached_tokens}
-        return usage
 
     def _message(
         self, prompt: PreparedPrompt, generation: Generation, mode: RequestMode
     ) -> AIMessage:
-        text = mode.answer(
-            self.format.finalize(prompt.conversation.answer_prefix + generation.text)
-        )
-        extra: dict[str, Any] = {}
-        metadata = self._metadata(prompt, generation)
-        if mode.tools:
-            parsed = parse_answer(text, mode.tools)
-            text = parsed.content
-            guarded = mode.guard(parsed.tool_calls, parsed.invalid_tool_calls, prompt.messages)
-            extra = {
-                "tool_calls": guarded.tool_calls,
-                "invalid_tool_calls": guarded.invalid_tool_calls,
-            }
-            if guarded.from_user_text:
-                metadata["tool_calls_from_user_text"] = guarded.from_user_text
-        if extra.get("tool_calls"):
-            metadata["finish_reason"] = "tool_calls"
-        return AIMessage(
-            content=text,
-            usage_metadata=self._usage(generation),
-            response_metadata=metadata,
-            **extra,
-        )
+        return message_for(prompt, generation, mode, self._model_name(), self.format)
 
     def _constrains(self) -> bool:
         """Whether the backend decodes under a grammar (tool calls and JSON answers then do)."""
-        has_model = self.llm is not None or self._backend is not None
-        return has_model and self.backend.supports_grammar
+        return self._has_model() and self.backend.capabilities.grammar
 
     def _generate_whole(
         self, mode: RequestMode, prompt: PreparedPrompt, params: GenerationParams
     ) -> Generation:
         """The whole answer, or none (finish reason "timeout") when no time is left."""
-        if _out_of_time(params):
-            return _timed_out(prompt)
+        if out_of_time(params):
+            return timed_out(prompt)
         return mode.generate(self.backend.generate, prompt.text, params)
 
     def _generate(
@@ -800,11 +521,11 @@ class ChatICAlign(BaseChatModel):
                 response_metadata=merged.message.response_metadata,
             )
             return ChatResult(generations=[ChatGeneration(message=message)])
-        params = self._params(stop, kwargs, mode)
+        params = generation_params(self, stop, kwargs, mode)
         window = ACTIVE_WINDOW.get()
         if window is None:
             prompt = self._prepare(messages, params.max_new_tokens, mode)
-            params = _time_left(mode.for_prompt(params, prompt.conversation), started)
+            params = time_left(mode.for_prompt(params, prompt.conversation), started)
             generation = self._generate_whole(mode, prompt, params)
         else:  # part of a `batch`: generate together with the other inputs
             try:
@@ -815,7 +536,7 @@ class ChatICAlign(BaseChatModel):
             params = mode.for_prompt(params, prompt.conversation)
             if mode.guided:  # several short steps, each on the last: run alone
                 window.withdraw()
-                generation = self._generate_whole(mode, prompt, _time_left(params, started))
+                generation = self._generate_whole(mode, prompt, time_left(params, started))
             else:
                 generation = mode.close(window.submit(prompt.text, params, started), params)
         return ChatResult(
@@ -832,54 +553,21 @@ class ChatICAlign(BaseChatModel):
     ) -> Generator[ChatGenerationChunk, None, None]:
         started = time.monotonic()
         mode = RequestMode.from_kwargs(kwargs, constrained=self._constrains())
-        params = self._params(stop, kwargs, mode)
+        params = generation_params(self, stop, kwargs, mode)
         prompt = self._prepare(messages, params.max_new_tokens, mode)
-        params = _time_left(mode.for_prompt(params, prompt.conversation), started)
+        params = time_left(mode.for_prompt(params, prompt.conversation), started)
         if not mode.streams_text:
             # A tool call or JSON answer is only meaningful whole: generate, then one chunk.
             generation = self._generate_whole(mode, prompt, params)
             message = self._message(prompt, generation, mode)
-            yield ChatGenerationChunk(message=_as_chunk(message))
+            yield ChatGenerationChunk(message=as_chunk(message))
             return
         events = (
-            (event for event in (_timed_out(prompt),))
-            if _out_of_time(params)
-            else cast(
-                "Generator[str | Generation, None, None]", self.backend.stream(prompt.text, params)
-            )
+            iter((timed_out(prompt),))
+            if out_of_time(params)
+            else self.backend.stream(prompt.text, params)
         )
-        # Text is sent as the format settles it, so that the streamed answer is exactly the
-        # invoked one (finalize may drop trailing whitespace or URIAL's closing fence).
-        prefix, raw, sent = prompt.conversation.answer_prefix, "", ""
-        try:
-            for event in events:
-                if isinstance(event, Generation):
-                    final = self.format.finalize(prefix + event.text)
-                    if final.startswith(sent) and len(final) > len(sent):
-                        yield self._text_chunk(final[len(sent) :], run_manager)
-                    yield ChatGenerationChunk(
-                        message=AIMessageChunk(
-                            content="",
-                            usage_metadata=self._usage(event),
-                            response_metadata=self._metadata(prompt, event),
-                            chunk_position="last",
-                        )
-                    )
-                    continue
-                raw += event
-                settled = self.format.settled(prefix + raw)
-                if settled.startswith(sent) and len(settled) > len(sent):
-                    yield self._text_chunk(settled[len(sent) :], run_manager)
-                    sent = settled
-        finally:
-            events.close()
-
-    @staticmethod
-    def _text_chunk(text: str, run_manager: CallbackManagerForLLMRun | None) -> ChatGenerationChunk:
-        chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
-        if run_manager is not None:
-            run_manager.on_llm_new_token(text, chunk=chunk)
-        return chunk
+        yield from stream_chunks(events, prompt, self._model_name(), self.format, run_manager)
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -887,10 +575,10 @@ class ChatICAlign(BaseChatModel):
         self, inputs: list[LanguageModelInput], config: RunnableConfig | list[RunnableConfig] | None
     ) -> BatchWindow | None:
         """A window that runs the batch's generations together, or None where it cannot."""
-        if len(inputs) < 2 or self.streaming or self.llm is None or ACTIVE_WINDOW.get():
+        if len(inputs) < 2 or self.streaming or not self._has_model() or ACTIVE_WINDOW.get():
             return None
         backend = self.backend
-        if type(backend).generate_batch is GenerationBackend.generate_batch:
+        if not backend.capabilities.batching:
             return None  # this backend generates one prompt at a time anyway
         capacity = get_config_list(config, len(inputs))[0].get("max_concurrency") or len(inputs)
         vectors: dict[str, list[float]] = {}
@@ -950,7 +638,7 @@ class ChatICAlign(BaseChatModel):
         **kwargs: Any,
     ) -> list[AIMessage]:
         """Async `batch`: the batch decodes together in an executor thread."""
-        if len(inputs) < 2 or self.streaming or self.llm is None:
+        if len(inputs) < 2 or self.streaming or not self._has_model():
             return await super().abatch(
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             )
