@@ -32,10 +32,8 @@ What each guarantee becomes on a server:
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -47,9 +45,10 @@ from langchain_icalign.backends.base import (
     GenerationParams,
 )
 from langchain_icalign.backends.gbnf import matches, to_gbnf
+from langchain_icalign.backends.server_tokens import ServerTokenCounter
 from langchain_icalign.backends.stop_strings import truncate_answer, without_stop_strings
 from langchain_icalign.errors import ModelServerError
-from langchain_icalign.token_counting import as_token_counter
+from langchain_icalign.neutralizing import control_tokens
 from langchain_icalign.tools.grammar import Grammar
 
 __all__ = ["ServerBackend"]
@@ -77,19 +76,6 @@ def _split_url(base_url: str) -> tuple[str, str]:
     root_path = path.removesuffix("/v1")
     root = urlunsplit((parts.scheme, parts.netloc, root_path, "", ""))
     return root + "/v1", root
-
-
-def _load_tokenizer(tokenizer: Any) -> Any:
-    """A tokenizer (or counter) from what `tokenizer=` gave: a local folder is loaded offline."""
-    if isinstance(tokenizer, (str, Path)):
-        folder = Path(tokenizer)
-        if not folder.is_dir():
-            msg = f"tokenizer must be a local tokenizer folder (no hub download), got {tokenizer!r}"
-            raise ValueError(msg)
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    return tokenizer
 
 
 class ServerBackend(GenerationBackend):
@@ -137,27 +123,18 @@ class ServerBackend(GenerationBackend):
         self._openai = openai
         self._model = model
         self.model_name = model or "server"
-        self.tokenizer = None
-        self._counter: Callable[[str], int] | None = None
-        if tokenizer is not None:
-            loaded = _load_tokenizer(tokenizer)
-            if hasattr(loaded, "encode"):
-                self.tokenizer = loaded
-                from langchain_icalign.neutralizing import control_tokens
-
-                self.special_tokens = control_tokens(loaded)
-            self._counter = as_token_counter(loaded)
-        self._tokenize_route: str | None = None
-        self._bos_tokens: int | None = None
-        self._counts: OrderedDict[tuple[str, bool], int] = OrderedDict()
-        self._lock = threading.Lock()
+        self._tokens = ServerTokenCounter(self, tokenizer, openai.NotFoundError)
+        self.tokenizer = self._tokens.tokenizer
+        if self.tokenizer is not None:
+            self.special_tokens = control_tokens(self.tokenizer)
         self.context_window = context_window
         if model is None or context_window is None:
             self._describe()
 
     # -- the server ---------------------------------------------------------------------
 
-    def _fail(self, error: Exception, doing: str) -> ModelServerError:
+    def fail(self, error: Exception, doing: str) -> ModelServerError:
+        """`error` (while `doing` something) as a `ModelServerError` naming the server."""
         openai = self._openai
         if isinstance(error, openai.APITimeoutError):
             reason = f"did not answer within {self.request_timeout:g} s"
@@ -171,7 +148,13 @@ class ServerBackend(GenerationBackend):
             reason = f"answered what is not an OpenAI completion ({type(error).__name__}: {error})"
         return ModelServerError(f"the model server at {self.base_url} {reason}, while {doing}")
 
-    def _post(self, url: str, body: dict[str, Any]) -> Any:
+    @property
+    def model(self) -> str | None:
+        """The model name requested (the server's first, once asked, when none was given)."""
+        return self._model
+
+    def post(self, url: str, body: dict[str, Any]) -> Any:
+        """POST `body` to `url` through the client (its timeout and retries)."""
         return self._client.post(url, body=body, cast_to=object)
 
     def _describe(self) -> None:
@@ -182,7 +165,7 @@ class ServerBackend(GenerationBackend):
         except self._openai.APIStatusError:
             first = {}
         except Exception as error:
-            raise self._fail(error, "listing its models") from error
+            raise self.fail(error, "listing its models") from error
         if self._model is None:
             self._model = str(first.get("id") or "default")
             self.model_name = Path(self._model).stem if "/" in self._model else self._model
@@ -200,76 +183,12 @@ class ServerBackend(GenerationBackend):
         n_ctx = (settings or {}).get("n_ctx")
         return int(n_ctx) if n_ctx else None
 
-    # -- counting -------------------------------------------------------------------------
-
-    def _server_tokens(self, text: str, bos: bool) -> int:
-        """Tokens of `text` by the server's tokenizer (a route found on first use)."""
-        body = {
-            "content": text,  # llama.cpp's server
-            "prompt": text,  # vLLM
-            "model": self._model,
-            "add_special": bos,
-            "add_special_tokens": bos,
-        }
-        routes = (
-            [self._tokenize_route] if self._tokenize_route else ["/tokenize", "/extras/tokenize"]
-        )
-        last: Exception | None = None
-        for route in routes:
-            try:
-                if route == "/extras/tokenize":  # llama-cpp-python: always with BOS
-                    found = self._post(self.root_url + route, {"input": text, "model": self._model})
-                    count = len(found["tokens"])
-                    if not bos:
-                        count -= self._bos_count()
-                else:
-                    found = self._post(self.root_url + route, body)
-                    count = int(found["count"]) if "count" in found else len(found["tokens"])
-            except self._openai.NotFoundError as error:
-                last = error
-                continue
-            except Exception as error:
-                raise self._fail(error, "counting tokens") from error
-            self._tokenize_route = route
-            return max(count, 0)
-        msg = (
-            f"the model server at {self.base_url} has no tokenize endpoint; pass tokenizer= "
-            "(the model's local tokenizer folder) so that budgets are counted exactly"
-        )
-        raise ModelServerError(msg) from last
-
-    def _bos_count(self) -> int:
-        if self._bos_tokens is None:
-            found = self._post(
-                self.root_url + "/extras/tokenize", {"input": "", "model": self._model}
-            )
-            self._bos_tokens = len(found["tokens"])
-        return self._bos_tokens
-
-    def _count(self, text: str, bos: bool) -> int:
-        key = (text, bos)
-        with self._lock:
-            if key in self._counts:
-                self._counts.move_to_end(key)
-                return self._counts[key]
-        if self._counter is not None:
-            count = self._counter(text)
-            if bos and self.tokenizer is not None:
-                count += len(self.tokenizer("", add_special_tokens=True)["input_ids"])
-        else:
-            count = self._server_tokens(text, bos)
-        with self._lock:
-            self._counts[key] = count
-            if len(self._counts) > _CACHE_SIZE:
-                self._counts.popitem(last=False)
-        return count
-
     def count_tokens(self, text: str) -> int:  # noqa: D102
-        return self._count(text, bos=True)
+        return self._tokens.count(text, bos=True)
 
     def count_text_tokens(self, text: str) -> int:
         """Tokens of `text` alone (no BOS): for a selector's demo costs."""
-        return self._count(text, bos=False)
+        return self._tokens.count(text, bos=False)
 
     # -- generating -----------------------------------------------------------------------
 
@@ -324,7 +243,7 @@ class ServerBackend(GenerationBackend):
             if deadline is not None and time.monotonic() >= deadline - 0.01:
                 yield Generation("", self.count_tokens(prompt), 0, "timeout")
                 return
-            raise self._fail(error, "starting an answer") from error
+            raise self.fail(error, "starting an answer") from error
         ended = False  # the server said how the answer ended (else it broke off)
         try:
             kind = stream.response.headers.get("content-type", "")
@@ -361,7 +280,7 @@ class ServerBackend(GenerationBackend):
             if deadline is not None and time.monotonic() >= deadline - 0.01:
                 timed_out = True
             else:
-                raise self._fail(error, "streaming an answer") from error
+                raise self.fail(error, "streaming an answer") from error
         finally:
             stream.close()  # the server stops decoding when the connection closes
         text, found = truncate_answer(raw, params.stop, params.answer_prefix, params.json_after)

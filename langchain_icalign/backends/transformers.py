@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -13,7 +12,6 @@ from transformers import (
     GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
-    StoppingCriteria,
     StoppingCriteriaList,
     TextIteratorStreamer,
 )
@@ -29,127 +27,22 @@ from langchain_icalign.backends.constraints import StartsWithOneOf
 from langchain_icalign.backends.grammar_decoding import GrammarCache, grammar_supported
 from langchain_icalign.backends.prefix_cache import PrefixCache
 from langchain_icalign.backends.stop_strings import StopStringFilter, truncate_answer
+from langchain_icalign.backends.transformers_support import (
+    CACHE_KWARG,
+    StopOnStrings,
+    deadline_of,
+    expired,
+    forward_cache_kwarg,
+    model_context_window,
+    supports_dynamic_cache,
+    takes_logits_to_keep,
+)
 from langchain_icalign.errors import GenerationError
 from langchain_icalign.neutralizing import control_tokens
 
 __all__ = ["StopOnStrings", "TransformersBackend"]
 
-_CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length")
 _MIN_PREFILL_CHUNK = 32
-
-
-class StopOnStrings(StoppingCriteria):
-    """Stops a row once its generated text contains a stop string, or on cancellation.
-
-    Each step decodes only the last few generated tokens (enough to hold the longest stop
-    string), so the cost does not grow with the answer nor with the vocabulary, unlike
-    transformers' `stop_strings`, whose set-up scans the whole vocabulary on every call.
-    """
-
-    def __init__(
-        self,
-        tokenizer: Any,
-        stops: Sequence[str],
-        prompt_length: int,
-        cancel: threading.Event | None = None,
-        answer_prefix: str = "",
-        json_after: str | None = None,
-    ) -> None:
-        self.tokenizer = tokenizer
-        self.stops = tuple(s for s in stops if s)
-        self.prompt_length = prompt_length
-        self.cancel = cancel
-        self.window = max((len(s) for s in self.stops), default=0) + 8
-        self.answer_prefix = answer_prefix
-        self.json_after = json_after
-        self.finished_at: dict[int, int] = {}
-        """Row -> tokens generated when its stop string (or JSON end) was found."""
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        """One flag per row: whether that row should stop."""
-        if self.cancel is not None and self.cancel.is_set():
-            return torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
-        flags = []
-        length = input_ids.shape[1]
-        for index, row in enumerate(input_ids):
-            if index in self.finished_at:  # a finished row of a batch: only padding follows
-                flags.append(True)
-                continue
-            tail = row[max(self.prompt_length, length - self.window) :]
-            text = self.tokenizer.decode(tail, skip_special_tokens=True)
-            done = any(stop in text for stop in self.stops)
-            if not done and self.json_after is not None:
-                # Tool calls and JSON answers are short: decoding all of it is cheap.
-                answer = self.tokenizer.decode(row[self.prompt_length :], skip_special_tokens=True)
-                done = truncate_answer(answer, (), self.answer_prefix, self.json_after)[1]
-            if done:
-                self.finished_at[index] = length - self.prompt_length
-            flags.append(done)
-        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
-
-
-def _cache_kwarg() -> str:
-    """The keyword `generate` takes a cache by.
-
-    `cache` in recent transformers 5, else `past_key_values` (which recent versions still
-    take, with a deprecation warning).
-    """
-    from transformers import GenerationMixin
-
-    closure = getattr(GenerationMixin.generate, "__closure__", None) or ()
-    names = {cell.cell_contents for cell in closure if isinstance(cell.cell_contents, str)}
-    return "cache" if {"cache", "past_key_values"} <= names else "past_key_values"
-
-
-def _supports_dynamic_cache(model: Any) -> bool:
-    """Whether `model.generate` takes a `DynamicCache` (most decoder-only models)."""
-    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
-        return False
-    supports = getattr(model, "_supports_default_dynamic_cache", None)
-    try:
-        return bool(supports()) if callable(supports) else False
-    except Exception:  # an unusual model class: do without the cache
-        return False
-
-
-def _forward_cache_kwarg(model: Any) -> str | None:
-    """The keyword the model's forward takes a cache by, or None when it names neither."""
-    try:
-        names = inspect.signature(model.forward).parameters
-    except (AttributeError, TypeError, ValueError):
-        return None
-    return next((name for name in ("cache", "past_key_values") if name in names), None)
-
-
-def _takes_logits_to_keep(model: Any) -> bool:
-    try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
-    except (AttributeError, TypeError, ValueError):
-        return False
-
-
-def _expired(deadline: float | None, cancel: threading.Event | None) -> bool:
-    return (deadline is not None and time.monotonic() >= deadline) or (
-        cancel is not None and cancel.is_set()
-    )
-
-
-def _context_window(model: Any, tokenizer: Any) -> int | None:
-    config = getattr(model, "config", None)
-    text_config = getattr(config, "text_config", None) or config
-    for attr in _CONTEXT_ATTRS:
-        value = getattr(text_config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer, "model_max_length", None)
-    return limit if isinstance(limit, int) and 0 < limit < 10_000_000 else None
-
-
-_CACHE_KWARG = _cache_kwarg()
-
-
-def _deadline(started: float, params: GenerationParams) -> float | None:
-    return None if params.timeout is None else started + params.timeout
 
 
 class TransformersBackend(GenerationBackend):
@@ -203,20 +96,18 @@ class TransformersBackend(GenerationBackend):
         self.logits_processors = list(logits_processors)
         self.tokenizer = tokenizer
         self.model_name = model_name or getattr(model, "name_or_path", "") or "transformers"
-        self.context_window = _context_window(model, tokenizer)
+        self.context_window = model_context_window(model, tokenizer)
         self.special_tokens = control_tokens(tokenizer)
         self._lock = threading.Lock()
         if prefix_cache is True:
             prefix_cache = PrefixCache()
         self.prefix_cache: PrefixCache | None = (
             prefix_cache
-            if isinstance(prefix_cache, PrefixCache) and _supports_dynamic_cache(model)
+            if isinstance(prefix_cache, PrefixCache) and supports_dynamic_cache(model)
             else None
         )
-        self._forward_cache = (
-            _forward_cache_kwarg(model) if _supports_dynamic_cache(model) else None
-        )
-        self._logits_to_keep = _takes_logits_to_keep(model)
+        self._forward_cache = forward_cache_kwarg(model) if supports_dynamic_cache(model) else None
+        self._logits_to_keep = takes_logits_to_keep(model)
         self.supports_grammar = grammar_supported(tokenizer)
         self._grammars: GrammarCache | None = None
 
@@ -333,7 +224,7 @@ class TransformersBackend(GenerationBackend):
         ids = inputs["input_ids"]
         total = int(ids.shape[1])
         if size is None or self._forward_cache is None or total - start <= size:
-            return cache, not _expired(deadline, cancel)
+            return cache, not expired(deadline, cancel)
         last = total - 1
         if cache is None:
             from transformers import DynamicCache
@@ -343,7 +234,7 @@ class TransformersBackend(GenerationBackend):
         extra: dict[str, Any] = {"logits_to_keep": 1} if self._logits_to_keep else {}
         seconds_per_token: float | None = None
         while start < last:
-            if _expired(deadline, cancel):
+            if expired(deadline, cancel):
                 return cache, False
             began = time.monotonic()
             step = size
@@ -360,7 +251,7 @@ class TransformersBackend(GenerationBackend):
             )
             seconds_per_token = (time.monotonic() - began) / (end - start)
             start = end
-        return cache, not _expired(deadline, cancel)
+        return cache, not expired(deadline, cancel)
 
     def _run(
         self,
@@ -397,7 +288,7 @@ class TransformersBackend(GenerationBackend):
                 stopping_criteria=criteria,
                 logits_processor=self._processors(params, prompt_length),
                 streamer=streamer,
-                **({_CACHE_KWARG: cache} if cache is not None else {}),
+                **({CACHE_KWARG: cache} if cache is not None else {}),
             )
             if self.prefix_cache is not None and cache is not None:
                 # The cache now holds the prompt and the answer (but its last token):
@@ -428,7 +319,7 @@ class TransformersBackend(GenerationBackend):
         started = time.monotonic()
         inputs = self._encode(prompt)
         try:
-            new_ids, reused = self._run(inputs, params, deadline=_deadline(started, params))
+            new_ids, reused = self._run(inputs, params, deadline=deadline_of(started, params))
         except Exception as error:
             msg = f"generation failed in {self.model_name}: {error}"
             raise GenerationError(msg) from error
@@ -488,7 +379,7 @@ class TransformersBackend(GenerationBackend):
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         cancel = threading.Event()
         result: dict[str, Any] = {}
-        deadline = _deadline(started, params)
+        deadline = deadline_of(started, params)
 
         def work() -> None:
             try:
