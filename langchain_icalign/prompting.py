@@ -6,6 +6,7 @@ import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from langchain_core.messages import BaseMessage, HumanMessage
 
@@ -15,6 +16,9 @@ from langchain_icalign.formats import Conversation, PromptFormat
 from langchain_icalign.messages import message_text, messages_to_conversation
 from langchain_icalign.selector import AlignmentExampleSelector, SelectedDemo
 from langchain_icalign.tools.request_mode import RequestMode
+
+if TYPE_CHECKING:
+    from langchain_icalign.chat_models.base import ChatICAlign
 
 __all__ = [
     "ContextWindowExceededError",
@@ -85,6 +89,18 @@ class PromptBuilder:
     system_prompt: str | None = None
     constant_demos: tuple[AlignmentDemo, ...] = ()
     tool_demos: tuple[AlignmentDemo, ...] = ()
+
+    @classmethod
+    def for_chat(cls, chat: ChatICAlign) -> PromptBuilder:
+        """The builder for a chat model's current settings."""
+        return cls(
+            chat.format,
+            chat.backend,
+            chat.selector,
+            chat.system_prompt,
+            tuple(chat.constant_demos),
+            tuple(chat.tool_demos),
+        )
 
     def prepare(
         self,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams, ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
-from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables.config import run_in_executor
 
 from langchain_icalign.backends.base import Generation, GenerationParams
 from langchain_icalign.formats import PromptFormat
@@ -25,17 +26,59 @@ if TYPE_CHECKING:
     from langchain_icalign.chat_models.base import ChatICAlign
 
 __all__ = [
+    "NO_MODEL",
     "as_chunk",
+    "astream_chunks",
+    "identifying_params",
     "ls_params",
+    "merged_result",
     "message_for",
     "model_profile",
     "out_of_time",
+    "pickle_state",
     "response_metadata",
     "stream_chunks",
     "time_left",
     "timed_out",
     "usage",
 ]
+
+
+NO_MODEL = (
+    "ChatICAlign needs llm= (a HuggingFacePipeline or another LangChain BaseLLM) "
+    "or backend= (a GenerationBackend)"
+)
+
+
+def identifying_params(chat: ChatICAlign, model_name: str) -> dict[str, Any]:
+    """What identifies the chat model to LangChain (its LLM cache key among others)."""
+    return {
+        "model_name": model_name,
+        "prompt_format": chat.format.name,
+        "max_new_tokens": chat.max_new_tokens,
+        "temperature": chat.temperature,
+        "top_p": chat.top_p,
+        "top_k": chat.top_k,
+    }
+
+
+def pickle_state(state: dict[Any, Any], given_backend: Any) -> dict[Any, Any]:
+    """A chat model's pickled state, without its built backend (rebuilt on first use).
+
+    A backend given as `backend=` (a loaded model, a client, locks) cannot be rebuilt.
+
+    Raises:
+        TypeError: For a chat model on a given backend.
+    """
+    if given_backend is not None:
+        msg = (
+            f"a ChatICAlign on a given backend ({type(given_backend).__name__}) "
+            "cannot be pickled: the backend holds a loaded model, a client or locks; "
+            "pickle its settings and build the chat model again where it is loaded"
+        )
+        raise TypeError(msg)
+    private = {**(state.get("__pydantic_private__") or {}), "_backend": None}
+    return {**state, "__pydantic_private__": private}
 
 
 def time_left(params: GenerationParams, started: float) -> GenerationParams:
@@ -209,3 +252,32 @@ def model_profile(chat: ChatICAlign) -> ModelProfile:
     if window is not None:
         profile["max_input_tokens"] = window
     return profile
+
+
+def merged_result(chunks: Iterator[ChatGenerationChunk]) -> ChatResult:
+    """A streamed answer (`invoke` with `streaming=True`) as one message."""
+    merged, *rest = list(chunks)
+    for chunk in rest:
+        merged += chunk
+    message = AIMessage(
+        content=merged.message.content,
+        usage_metadata=getattr(merged.message, "usage_metadata", None),
+        response_metadata=merged.message.response_metadata,
+    )
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+async def astream_chunks(
+    iterator: Iterator[ChatGenerationChunk], run_manager: AsyncCallbackManagerForLLMRun | None
+) -> AsyncIterator[ChatGenerationChunk]:
+    """A sync stream read in LangChain's executor; closed (decoding stops) if left early."""
+    try:
+        while True:
+            item = await run_in_executor(None, next, iterator, None)
+            if item is None:
+                break
+            if run_manager is not None and item.text:
+                await run_manager.on_llm_new_token(item.text, chunk=item)
+            yield item
+    finally:
+        await run_in_executor(None, getattr(iterator, "close", lambda: None))
