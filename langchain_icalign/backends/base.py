@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_icalign.errors import GenerationError
-from langchain_icalign.tools.grammar import Grammar
 
 __all__ = [
     "BackendCapabilities",
@@ -17,10 +16,32 @@ __all__ = [
     "Generation",
     "GenerationBackend",
     "GenerationParams",
+    "Grammar",
     "reading_chunks",
 ]
 
 FinishReason = Literal["stop", "length", "timeout"]
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """What the answer must follow where the backend can constrain decoding.
+
+    Written by `tools.grammar` (`call_grammar`, `json_grammar`) for a tool call or a JSON
+    object; followed token by token by a backend whose `capabilities.grammar` is set.
+
+    Attributes:
+        source: The llguidance grammar (Lark with inline `%json` schemas).
+        forced: Text of the grammar's language that the prompt's answer prefix already
+            holds (the grammar reads it before the first generated token).
+        after: When set, the answer is free until it holds this text; the grammar then
+            applies to what follows it (a tool call the model chose to open). None: from
+            the first token.
+    """
+
+    source: str
+    forced: str = ""
+    after: str | None = None
 
 
 @dataclass(frozen=True)

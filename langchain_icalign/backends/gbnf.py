@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_icalign.backends.base import Grammar
 from langchain_icalign.backends.grammar_rules import (
     DECODER,
     Alt,
@@ -30,7 +31,6 @@ from langchain_icalign.backends.grammar_rules import (
     parse_rules,
     remaining_after,
 )
-from langchain_icalign.tools.grammar import Grammar
 
 __all__ = ["matches", "to_gbnf"]
 

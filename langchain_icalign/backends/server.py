@@ -43,13 +43,13 @@ from langchain_icalign.backends.base import (
     Generation,
     GenerationBackend,
     GenerationParams,
+    Grammar,
 )
 from langchain_icalign.backends.gbnf import matches, to_gbnf
 from langchain_icalign.backends.server_tokens import ServerTokenCounter
 from langchain_icalign.backends.stop_strings import truncate_answer, without_stop_strings
 from langchain_icalign.errors import ModelServerError
 from langchain_icalign.neutralizing import control_tokens
-from langchain_icalign.tools.grammar import Grammar
 
 __all__ = ["ServerBackend"]
 
