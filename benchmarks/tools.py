@@ -10,8 +10,14 @@ arguments appear in no built-in demo (conditions any/auto), and `--suite structu
 nested `with_structured_output` tasks (a nested Address, a list, a Literal, an Optional;
 conditions are methods: function_calling, json_schema, json_mode; max_new_tokens=160).
 
+`--grammar off` runs the backend as if it could not constrain decoding (the way before
+issue 14: tool name under a prefix constraint, required scalars filled field by field,
+answers validated and retried once): the "before" figures, on the same tasks.
+
 Run: .venv/bin/python benchmarks/tools.py [--suite S] [--limit N] [--max-tokens 1000]
-Writes benchmarks/results/tools.json (tools_unseen.json, tools_structured.json).
+    [--grammar on|off]
+Writes benchmarks/results/tools.json (tools_unseen.json, tools_structured.json; with
+`--grammar off` the suites' files end in `_no_grammar.json`).
 """
 
 from __future__ import annotations
@@ -545,6 +551,12 @@ def main() -> None:
         help="builtin: the 30 tasks above; unseen: 30 tasks on tools named in no demo; "
         "structured: 20 nested with_structured_output tasks (--conditions = methods)",
     )
+    parser.add_argument(
+        "--grammar",
+        choices=("on", "off"),
+        default="on",
+        help="off: decode without a grammar, as before issue 14 (the 'before' figures)",
+    )
     args = parser.parse_args()
     from langchain_icalign import ChatICAlign
 
@@ -553,6 +565,8 @@ def main() -> None:
         max_new_tokens=160 if args.suite == "structured" else 64,
         selector_kwargs={"max_tokens": args.max_tokens},
     )
+    if args.grammar == "off":
+        chat.backend.supports_grammar = False
     if args.suite != "builtin":
         run_suite(chat, args)
         return
@@ -601,7 +615,8 @@ def write(results: list[dict], max_tokens: int) -> None:
 def run_suite(chat: Any, args: argparse.Namespace) -> None:
     """The unseen-tool or structured-output suite; results in results/tools_<suite>.json."""
     results = []
-    path = RESULTS.with_name(f"tools_{args.suite}.json")
+    suffix = "_no_grammar" if args.grammar == "off" else ""
+    path = RESULTS.with_name(f"tools_{args.suite}{suffix}.json")
     for condition in args.conditions.split(","):
         if args.suite == "unseen":
             results.append(run_condition(chat, condition, UNSEEN_TASKS[: args.limit], UNSEEN_TOOLS))
@@ -612,6 +627,9 @@ def run_suite(chat: Any, args: argparse.Namespace) -> None:
             json.dumps(
                 {
                     "benchmark": f"tools/{args.suite}",
+                    "command": f"python benchmarks/tools.py --suite {args.suite} "
+                    f"--grammar {args.grammar}",
+                    "grammar": args.grammar == "on",
                     "model": "google/gemma-3-270m (base), greedy",
                     "retrieved_demo_budget": args.max_tokens,
                     "conditions": results,

@@ -56,10 +56,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="causal LM id or folder (default: Gemma-3-270m from its PyPI package)"
     )
-    parser.add_argument("--format", choices=_FORMATS, help="prompt format (default: han)")
-    parser.add_argument(
-        "--demo-mode", choices=_MODES, help="demo source (default: retrieved; urial: constant)"
-    )
+    parser.add_argument("--format", choices=_FORMATS, help="prompt format (default: urial)")
+    parser.add_argument("--demo-mode", choices=_MODES, help="demo source (default: retrieved)")
     parser.add_argument(
         "--max-tokens", type=positive_int, help="demo token budget (default: from_defaults')"
     )

@@ -200,3 +200,79 @@ def test_timeout_stops_decoding_between_tokens():
     assert result.finish_reason == "timeout"
     assert 0 < result.output_tokens < 200
     assert llm.closed
+
+
+class ScriptedFakeLlama(FakeLlama):
+    """One script per completion, in order; the grammar (GBNF text here) is recorded."""
+
+    def __init__(self, scripts):
+        super().__init__(script=scripts[0])
+        self.scripts = list(scripts)
+
+    def n_ctx(self):
+        return 8192  # a character a token: room for the tool demos
+
+    def create_completion(self, prompt, **kwargs):
+        self.script = self.scripts.pop(0)
+        return super().create_completion(prompt, **kwargs)
+
+
+def _grammar_backend(llm, monkeypatch):
+    backend = LlamaCppBackend(llm)
+    monkeypatch.setattr(backend, "grammar_from_gbnf", lambda gbnf: gbnf)
+    return backend
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_a_forced_call_is_decoded_under_the_requests_grammar(monkeypatch):
+    llm = ScriptedFakeLlama(['{"city": "Oslo"}}</tool_call> and more'])
+    backend = _grammar_backend(llm, monkeypatch)
+    assert backend.supports_grammar
+    chat = ChatICAlign(backend=backend, temperature=0, model_name="fake-gguf")
+    message = chat.bind_tools([WEATHER], tool_choice="get_weather").invoke("Weather in Oslo?")
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Oslo"})
+    ]
+    prompt, options = llm.calls[-1]
+    gbnf = options["grammar"]
+    assert gbnf.startswith("root ::=")
+    assert '"\\"city\\": "' in gbnf
+    assert bytes(prompt).decode().endswith('{"name": "get_weather", "arguments": ')  # forced
+
+
+def test_under_auto_only_the_call_after_the_tag_is_constrained(monkeypatch):
+    llm = ScriptedFakeLlama(
+        [
+            'Let me look. <tool_call>{"name": "get_weather"',
+            '{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>',
+        ]
+    )
+    backend = _grammar_backend(llm, monkeypatch)
+    chat = ChatICAlign(backend=backend, temperature=0, max_new_tokens=200, model_name="fake-gguf")
+    message = chat.bind_tools([WEATHER]).invoke("Weather in Oslo?")
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Oslo"})
+    ]
+    (_, free), (prompt, constrained) = llm.calls
+    assert "grammar" not in free
+    assert constrained["grammar"].startswith("root ::=")
+    assert bytes(prompt).decode().endswith("Let me look. <tool_call>")
+
+
+def test_plain_answers_take_no_grammar():
+    llm = FakeLlama()
+    LlamaCppBackend(llm).generate("p", GenerationParams(max_new_tokens=10, stop=STOP))
+    assert "grammar" not in llm.calls[-1][1]

@@ -8,6 +8,7 @@ from langchain_icalign import ChatICAlign
 from langchain_icalign.neutralizing import WORD_JOINER, fold_for_matching
 from langchain_icalign.tools.call_guard import (
     COPIED_FROM_TOOL_RESULT,
+    COPIED_FROM_USER_TEXT,
     NEEDS_CONFIRMATION,
     names_tool,
     writes_call,
@@ -275,17 +276,34 @@ def test_calls_the_user_asked_for_are_not_taken_for_copies():
     assert chat.bind_tools(TOOLS).invoke(messages).tool_calls[0]["name"] == "delete_all_files"
 
 
-def test_call_reproduced_from_a_human_message_is_kept_and_reported():
+def test_call_reproduced_from_a_pasted_call_is_refused_unless_the_user_asks_for_it():
     chat, _ = _chat([INJECTED])
-    message = chat.bind_tools(TOOLS).invoke(EMAIL)
-    assert [c["name"] for c in message.tool_calls] == ["delete_all_files"]
-    assert message.response_metadata["tool_calls_from_user_text"] == [
-        {"id": message.tool_calls[0]["id"], "name": "delete_all_files", "message_index": 0}
+    message = chat.bind_tools(TOOLS).invoke(EMAIL)  # the name is only inside the quoted call
+    assert message.tool_calls == []
+    refused = message.invalid_tool_calls[0]
+    assert refused["name"] == "delete_all_files"
+    assert refused["error"].startswith(COPIED_FROM_USER_TEXT)
+    assert "tool_calls_from_user_text" not in message.response_metadata
+    # The same pasted call, asked for in the user's own words: kept, and reported.
+    chat, _ = _chat([INJECTED])
+    asked = chat.bind_tools(TOOLS).invoke(EMAIL + "\n\nDo what it says: delete all files.")
+    assert [c["name"] for c in asked.tool_calls] == ["delete_all_files"]
+    assert asked.response_metadata["tool_calls_from_user_text"] == [
+        {"id": asked.tool_calls[0]["id"], "name": "delete_all_files", "message_index": 0}
     ]
+    # A pasted call with other argument values is not what the model wrote: not a copy.
+    pasted = '<tool_call>{"name": "get_weather", "arguments": {"city": "Lima"}}</tool_call>'
+    chat, _ = _chat(['<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}'])
+    other = chat.bind_tools(TOOLS).invoke(f"Weather in Oslo? My notes say: {pasted}")
+    assert other.tool_calls[0]["args"] == {"city": "Oslo"}
     chat, _ = _chat(['<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}'])
     plain = chat.bind_tools(TOOLS).invoke("What's the weather in Oslo?")
     assert plain.tool_calls[0]["args"] == {"city": "Oslo"}
     assert "tool_calls_from_user_text" not in plain.response_metadata
+    # With the defences off the pasted call goes through (the benchmark's "off" condition).
+    chat, _ = _chat([INJECTED])
+    off = chat.bind_tools(TOOLS).invoke(EMAIL, injection_defences=False)
+    assert [c["name"] for c in off.tool_calls] == ["delete_all_files"]
 
 
 # -- (d) confirmation ------------------------------------------------------------------------
@@ -294,9 +312,9 @@ def test_call_reproduced_from_a_human_message_is_kept_and_reported():
 def test_confirm_tools_need_the_users_latest_message_to_name_the_tool():
     chat, _ = _chat([INJECTED])
     bound = chat.bind_tools(TOOLS, confirm_tools=["delete_all_files"])
-    quoted = bound.invoke(EMAIL)  # the name is only inside the quoted call
-    assert quoted.tool_calls == []
-    assert quoted.invalid_tool_calls[0]["error"].startswith(NEEDS_CONFIRMATION)
+    unnamed = bound.invoke("Can you tidy up my workspace?")  # does not name the tool
+    assert unnamed.tool_calls == []
+    assert unnamed.invalid_tool_calls[0]["error"].startswith(NEEDS_CONFIRMATION)
     assert bound.invoke("Please delete all files in my workspace.").tool_calls[0]["name"] == (
         "delete_all_files"
     )

@@ -12,7 +12,9 @@ chat.invoke("How do I make a good cup of tea?")
 ```
 
 Prompts are tokenised with `special=False`: text that looks like a special token is
-read as plain text, never as the token.
+read as plain text, never as the token. Forced tool calls, `"auto"` calls once opened and
+JSON answers are decoded under the request's grammar, as GBNF (`llama_cpp.LlamaGrammar`;
+see `grammar_requests`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from langchain_icalign.backends.base import (
     GenerationParams,
     reading_chunks,
 )
+from langchain_icalign.backends.grammar_requests import GrammarRequests
 from langchain_icalign.backends.stop_strings import truncate_answer, without_stop_strings
 
 __all__ = ["LlamaCppBackend"]
@@ -54,17 +57,26 @@ class LlamaCppBackend(GenerationBackend):
     shared between threads.
 
     A `timeout` counts from the call, waiting for the lock included. It is checked before
-    the prompt is read (no time left: no generation, finish reason "timeout") and after
-    each generated token; reading the prompt itself (llama.cpp's prefill) is not
-    interrupted, so a long prompt can overrun the timeout by its prefill time.
+    the prompt is read (no time left: no generation, finish reason "timeout"), between the
+    chunks of `prefill_chunk_tokens` in which a longer prompt is then read (the part
+    llama.cpp already holds from the last call is kept), and after each generated token:
+    a call overruns it by about one chunk's reading time at most.
 
     Args:
         llm: A `llama_cpp.Llama`.
         model_name: Name for metadata; defaults to the GGUF's `general.name` or file name.
+        prefill_chunk_tokens: Under a timeout, a prompt longer than this is read in chunks
+            of this many tokens, the time checked between them.
     """
 
-    def __init__(self, llm: Any, model_name: str | None = None) -> None:
+    def __init__(
+        self, llm: Any, model_name: str | None = None, *, prefill_chunk_tokens: int = 256
+    ) -> None:
+        if prefill_chunk_tokens < 1:
+            msg = f"prefill_chunk_tokens must be at least 1, got {prefill_chunk_tokens}"
+            raise ValueError(msg)
         self.llm = llm
+        self.prefill_chunk_tokens = prefill_chunk_tokens
         metadata = getattr(llm, "metadata", None) or {}
         path = getattr(llm, "model_path", None)
         self.model_name = (
@@ -75,7 +87,13 @@ class LlamaCppBackend(GenerationBackend):
         )
         self.context_window = int(llm.n_ctx())
         self.special_tokens = self._special_tokens()
+        self.supports_grammar = True
         self._lock = threading.Lock()
+        self._grammar_requests = GrammarRequests(
+            run=self._run,
+            free_events=lambda prompt, params: self._events(prompt, params, None),
+            count_tokens=self.count_tokens,
+        )
 
     @classmethod
     def from_path(
@@ -128,11 +146,16 @@ class LlamaCppBackend(GenerationBackend):
         """Tokens of `text` alone (no BOS): for a selector's demo costs."""
         return len(self._tokens(text, bos=False))
 
+    def grammar_from_gbnf(self, gbnf: str) -> Any:
+        """A `llama_cpp.LlamaGrammar` parsed from GBNF text."""
+        return _require_llama_cpp().LlamaGrammar.from_string(gbnf, verbose=False)
+
     def _stream_raw(
-        self, prompt_ids: list[int], params: GenerationParams
+        self, prompt_ids: list[int], params: GenerationParams, gbnf: str | None
     ) -> Iterator[dict[str, Any]]:
         # A generator, so that a failure at the call itself surfaces inside `reading_chunks`.
         greedy = params.temperature <= 0
+        grammar = {} if gbnf is None else {"grammar": self.grammar_from_gbnf(gbnf)}
         yield from (
             self.llm.create_completion(
                 prompt_ids,
@@ -145,11 +168,12 @@ class LlamaCppBackend(GenerationBackend):
                 seed=params.seed,
                 stop=list(params.stop) or None,
                 stream=True,
+                **grammar,
             )
         )
 
     def _events(
-        self, prompt: str, params: GenerationParams
+        self, prompt: str, params: GenerationParams, gbnf: str | None
     ) -> Generator[str | Generation, None, None]:
         """Raw text deltas, then the `Generation`; stops at a stop string or JSON end."""
         prompt_ids = self._tokens(prompt, bos=True)
@@ -161,9 +185,10 @@ class LlamaCppBackend(GenerationBackend):
                 # prompt, which llama.cpp cannot stop once begun.
                 yield Generation("", len(prompt_ids), 0, "timeout")
                 return
-            chunks = self._stream_raw(prompt_ids, params)
+            chunks = self._stream_raw(prompt_ids, params, gbnf)
             with reading_chunks(self.model_name, chunks):
-                for chunk in chunks:
+                read = params.timeout is None or self._prefill(prompt_ids, started + params.timeout)
+                for chunk in chunks if read else ():
                     choice = chunk["choices"][0]
                     delta = choice.get("text") or ""
                     tokens += bool(delta)  # a chunk a token; the closing one is empty
@@ -191,18 +216,47 @@ class LlamaCppBackend(GenerationBackend):
             finish = "timeout"
         yield Generation(text, len(prompt_ids), tokens, finish)
 
-    def generate(self, prompt: str, params: GenerationParams) -> Generation:  # noqa: D102
+    def _prefill(self, prompt_ids: list[int], deadline: float) -> bool:
+        """Read all but the prompt's last token in chunks; False when time ran out first.
+
+        llama.cpp's completion then finds them in its context (its prefix reuse) and reads
+        only the last token before sampling.
+        """
+        if len(prompt_ids) <= self.prefill_chunk_tokens:
+            return time.monotonic() < deadline
+        llm = self.llm
+        held = llm.longest_token_prefix(list(llm.input_ids[: llm.n_tokens]), prompt_ids)
+        llm.n_tokens = min(held, len(prompt_ids) - 1)  # `eval` drops the cache after it
+        end = len(prompt_ids) - 1
+        for start in range(llm.n_tokens, end, self.prefill_chunk_tokens):
+            if time.monotonic() >= deadline:
+                return False
+            llm.eval(prompt_ids[start : min(start + self.prefill_chunk_tokens, end)])
+        return time.monotonic() < deadline
+
+    def _run(self, prompt: str, params: GenerationParams, gbnf: str | None) -> Generation:
         result = None
-        for event in self._events(prompt, params):
+        for event in self._events(prompt, params, gbnf):
             if isinstance(event, Generation):
                 result = event
         assert result is not None  # _events always ends with one
         return result
 
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:  # noqa: D102
+        if params.grammar is not None:
+            return self._grammar_requests.generate(prompt, params, params.grammar)
+        return self._run(prompt, params, None)
+
     def stream(  # noqa: D102
         self, prompt: str, params: GenerationParams
     ) -> Iterator[str | Generation]:
-        yield from without_stop_strings(self._events(prompt, params), params.stop)
+        if params.grammar is not None:  # a constrained answer is only meaningful whole
+            result = self.generate(prompt, params)
+            if result.text:
+                yield result.text
+            yield result
+            return
+        yield from without_stop_strings(self._events(prompt, params, None), params.stop)
 
     def generate_batch(  # noqa: D102
         self, prompts: Sequence[str], params: GenerationParams

@@ -31,7 +31,6 @@ What each guarantee becomes on a server:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -43,18 +42,14 @@ from langchain_icalign.backends.base import (
     Generation,
     GenerationBackend,
     GenerationParams,
-    Grammar,
 )
-from langchain_icalign.backends.gbnf import matches, to_gbnf
+from langchain_icalign.backends.grammar_requests import GrammarRequests
 from langchain_icalign.backends.server_tokens import ServerTokenCounter
 from langchain_icalign.backends.stop_strings import truncate_answer, without_stop_strings
 from langchain_icalign.errors import ModelServerError
 from langchain_icalign.neutralizing import control_tokens
 
 __all__ = ["ServerBackend"]
-
-_CACHE_SIZE = 4096
-_RETRY_TEMPERATURE = 0.7
 
 
 def _require_openai() -> Any:
@@ -114,6 +109,12 @@ class ServerBackend(GenerationBackend):
         self.max_retries = max_retries
         self.grammar_field = grammar_field
         self.supports_grammar = True  # enforced by the server, or checked and redone
+        self._grammar_requests = GrammarRequests(
+            run=self._run,
+            free_events=lambda prompt, params: self._events(prompt, params, None),
+            count_tokens=self.count_tokens,
+            takes_grammar=grammar_field is not None,
+        )
         self._client = openai.OpenAI(
             base_url=self.base_url,
             api_key=api_key or "none",
@@ -303,66 +304,9 @@ class ServerBackend(GenerationBackend):
         assert result is not None  # _events always ends with one
         return result
 
-    def _constrained(self, prompt: str, params: GenerationParams, grammar: Grammar) -> Generation:
-        """An answer under `grammar`: sent to the server as GBNF, else checked and redone."""
-        if grammar.after is not None:
-            return self._after_marker(prompt, params, grammar)
-        gbnf = to_gbnf(grammar) if self.grammar_field else None
-        result = self._run(prompt, params, gbnf)
-        if result.finish_reason != "stop" or matches(grammar, params.answer_prefix + result.text):
-            return result
-        retry = dataclasses.replace(
-            params,
-            temperature=max(params.temperature, _RETRY_TEMPERATURE),
-            seed=None if params.seed is None else params.seed + 1,
-        )
-        again = self._run(prompt, retry, gbnf)
-        return dataclasses.replace(
-            again,
-            output_tokens=min(result.output_tokens + again.output_tokens, params.max_new_tokens),
-        )
-
-    def _after_marker(self, prompt: str, params: GenerationParams, grammar: Grammar) -> Generation:
-        """Free text until the model writes `grammar.after`, then the rest under the grammar."""
-        marker = grammar.after or ""
-        events = self._events(prompt, dataclasses.replace(params, grammar=None), None)
-        raw, tokens = "", 0
-        first: Generation | None = None
-        try:
-            for event in events:
-                if isinstance(event, Generation):
-                    first = event
-                    break
-                raw += event
-                tokens += 1
-                if marker in params.answer_prefix + raw:
-                    break
-        finally:
-            events.close()
-        if first is not None or marker not in params.answer_prefix + raw:
-            return first or Generation(raw, self.count_tokens(prompt), tokens, "stop")
-        cut = (params.answer_prefix + raw).index(marker) + len(marker) - len(params.answer_prefix)
-        head = raw[:cut]
-        budget = params.max_new_tokens - tokens
-        if budget <= 0:
-            return Generation(head, self.count_tokens(prompt), tokens, "length")
-        rest = self._constrained(
-            prompt + head,
-            dataclasses.replace(
-                params, max_new_tokens=budget, answer_prefix=params.answer_prefix + head
-            ),
-            dataclasses.replace(grammar, after=None),
-        )
-        return Generation(
-            head + rest.text,
-            self.count_tokens(prompt),
-            tokens + rest.output_tokens,
-            rest.finish_reason,
-        )
-
     def generate(self, prompt: str, params: GenerationParams) -> Generation:  # noqa: D102
         if params.grammar is not None:
-            return self._constrained(prompt, params, params.grammar)
+            return self._grammar_requests.generate(prompt, params, params.grammar)
         return self._run(prompt, params, None)
 
     def stream(  # noqa: D102

@@ -56,8 +56,10 @@ def build_chat_model(
         model: A causal LM id or folder; None for the default Gemma-3-270m.
         store: Demos to retrieve from; the built-in pool by default.
         embeddings: Embeddings for the default store.
-        demo_mode: "retrieved" (default for "han"), "constant" (default for "urial"),
-            "hybrid" (constant set first, retrieved demos after) or "none" (zero-shot).
+        demo_mode: "retrieved" (default), "constant" (the constant URIAL-style set, no
+            retrieval), "hybrid" (constant set first, retrieved demos after) or "none"
+            (zero-shot). In URIAL's format the system text defaults to the set's header
+            whatever the mode.
         device_map: Device placement for the model (`"auto"`, `"cuda"`, ...).
         dtype: Weight dtype; float32 on CPU and bf16/fp16 on GPU by default.
         selector_kwargs: Extra `AlignmentExampleSelector` arguments (`max_tokens`, ...).
@@ -84,7 +86,7 @@ def build_chat_model(
     prompt_format = chat_kwargs.setdefault("prompt_format", DEFAULT_SETTINGS.prompt_format)
     chat_kwargs.setdefault("repetition_penalty", DEFAULT_SETTINGS.repetition_penalty)
     format_name = prompt_format if isinstance(prompt_format, str) else prompt_format.name
-    mode: DemoMode = demo_mode or ("constant" if format_name == "urial" else "retrieved")
+    mode: DemoMode = demo_mode or "retrieved"
     if mode not in ("retrieved", "constant", "hybrid", "none"):
         msg = f"demo_mode must be retrieved, constant, hybrid or none, got {mode!r}"
         raise ValueError(msg)
@@ -101,10 +103,11 @@ def build_chat_model(
             prompt_format=prompt_format,
             **{**DEFAULT_SETTINGS.selector_kwargs(), **(selector_kwargs or {})},
         )
-    if mode in ("constant", "hybrid"):
+    if format_name == "urial" or mode in ("constant", "hybrid"):
         system, constant = urial_set()
         chat_kwargs.setdefault("system_prompt", system)
-        chat_kwargs.setdefault("constant_demos", list(constant))
+        if mode in ("constant", "hybrid"):
+            chat_kwargs.setdefault("constant_demos", list(constant))
     return chat_class(llm=llm, selector=selector, **chat_kwargs)
 
 

@@ -222,7 +222,7 @@ class ChatICAlign(BaseChatModel):
         return identifying_params(self, self._model_name())
 
     def _has_model(self) -> bool:
-        return self.llm is not None or self.generation_backend is not None
+        return self.llm is not None or (self.generation_backend or self._backend) is not None
 
     def _model_name(self) -> str:
         if self.model_name:

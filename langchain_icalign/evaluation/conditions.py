@@ -31,13 +31,14 @@ CONDITIONS: tuple[Condition, ...] = ("zero_shot", "retrieved", "random", "consta
 """The conditions, in report order:
 
 - zero_shot: Han (2023)'s baseline prompt `Question: {q}\\n\\nAnswer:`, no demos.
-- retrieved: Han's format with demos retrieved and packed by Han's rule.
-- random: Han's format with random demos from the same pool, packed by the same rule
-  under the same budget.
+- retrieved: the selector's format (the default's: URIAL's, with the constant set's
+  system header) with demos retrieved and packed by Han's rule, as `from_defaults` runs.
+- random: the same with random demos from the same pool, packed by the same rule under
+  the same budget.
 - constant: the URIAL format with the constant URIAL-style set (system text, 3 demos), as
   `icalign chat --format urial` runs.
-- hybrid: Han's format with the URIAL-style system text and constant demos first, then
-  retrieved demos, as `icalign chat --demo-mode hybrid` runs.
+- hybrid: the selector's format with the URIAL-style system text and constant demos first,
+  then retrieved demos, as `icalign chat --demo-mode hybrid` runs.
 """
 
 DIAGNOSTIC_CONDITIONS: tuple[Condition, ...] = ("han_zero_shot",)
@@ -106,8 +107,9 @@ def build_condition_chats(
 
     Args:
         llm: The base model (a `HuggingFacePipeline` for the NLL metric).
-        selector: Han's selector (Han format) over the pool; "random" draws from its store
-            with its budget and limits.
+        selector: The selector over the pool (its format is the retrieved conditions'; in
+            URIAL's they get the constant set's system header); "random" draws from its
+            store with its budget and limits.
         conditions: Conditions to build.
         random_seed: Seed of the random condition's draws.
         constant_set: (system text, demos) of the constant set; `urial_set()` by default.
@@ -117,15 +119,20 @@ def build_condition_chats(
         ValueError: For an unknown condition.
     """
     system, constant = constant_set if constant_set is not None else urial_set()
+    header = system if selector.format.name == "urial" else None
     chats: dict[str, ChatICAlign] = {}
     for condition in conditions:
         if condition == "zero_shot":
             chat = ChatICAlign(llm=llm, prompt_format=ZeroShotFormat(), **chat_kwargs)
         elif condition == "han_zero_shot":
-            chat = ChatICAlign(llm=llm, prompt_format=selector.format, **chat_kwargs)
+            chat = ChatICAlign(llm=llm, prompt_format="han", **chat_kwargs)
         elif condition == "retrieved":
             chat = ChatICAlign(
-                llm=llm, selector=selector, prompt_format=selector.format, **chat_kwargs
+                llm=llm,
+                selector=selector,
+                prompt_format=selector.format,
+                system_prompt=header,
+                **chat_kwargs,
             )
         elif condition == "random":
             drawer = RandomDemoSelector(
@@ -139,7 +146,11 @@ def build_condition_chats(
                 seed=random_seed,
             )
             chat = ChatICAlign(
-                llm=llm, selector=drawer, prompt_format=selector.format, **chat_kwargs
+                llm=llm,
+                selector=drawer,
+                prompt_format=selector.format,
+                system_prompt=header,
+                **chat_kwargs,
             )
         elif condition == "constant":
             chat = ChatICAlign(

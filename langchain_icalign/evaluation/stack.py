@@ -68,6 +68,7 @@ def build_eval_stack(
     max_demo_tokens: int | None = None,
     max_k: int | None = None,
     dedup_threshold: float | Literal["default"] | None = "default",
+    prompt_format: str | None = None,
     device_map: str | dict[str, Any] | None = None,
     dtype: Any = None,
     show_progress: bool = True,
@@ -90,6 +91,8 @@ def build_eval_stack(
         max_k: Candidates retrieved per query (default as `from_defaults`).
         dedup_threshold: The selector's near-duplicate threshold (default as
             `from_defaults`; None turns it off).
+        prompt_format: The retrieved conditions' format ("han", "urial"); as
+            `from_defaults` when None.
         device_map: Device placement of the model.
         dtype: Weight dtype (float32 on CPU by default).
         show_progress: Show progress while indexing.
@@ -116,6 +119,7 @@ def build_eval_stack(
     selector = AlignmentExampleSelector(
         store=store,
         token_counter=tokenizer,
+        prompt_format=DEFAULT_SETTINGS.prompt_format if prompt_format is None else prompt_format,
         max_k=DEFAULT_SETTINGS.max_k if max_k is None else max_k,
         max_tokens=DEFAULT_SETTINGS.demo_tokens if demo_tokens is None else demo_tokens,
         max_demo_tokens=(

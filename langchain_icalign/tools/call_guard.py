@@ -1,10 +1,11 @@
 """Where a parsed tool call came from: refuse calls a tool result wrote, confirm listed tools.
 
 A base model copies what it reads. A call written in a tool result (a web page, an email a
-tool fetched) that the model then reproduces is not the user's request, so it is refused;
-one reproduced from a human message is kept (the user may paste a call on purpose) and
-reported. Tools named in `confirm_tools` may only be called when the user's latest message
-names them itself.
+tool fetched) that the model then reproduces is not the user's request, so it is refused.
+So is one reproduced from a call written in a human message (an email or a page the user
+pasted) unless the user's latest message names the tool in its own words: then the user
+asked for it, and the call is kept and reported. Tools named in `confirm_tools` may only be
+called when the user's latest message names them itself.
 
 Text is compared in a loose view: format characters (zero-width spaces, word joiners) are
 dropped, each character taken in its NFKC form, curly quotes made straight, case folded.
@@ -36,6 +37,7 @@ from langchain_icalign.messages import message_text
 
 __all__ = [
     "COPIED_FROM_TOOL_RESULT",
+    "COPIED_FROM_USER_TEXT",
     "NEEDS_CONFIRMATION",
     "GuardedCalls",
     "guard_tool_calls",
@@ -46,6 +48,8 @@ __all__ = [
 
 COPIED_FROM_TOOL_RESULT = "copied from a tool result"
 """How the reason of a call refused for its provenance begins."""
+COPIED_FROM_USER_TEXT = "copied from a call written in a human message"
+"""How the reason of a call refused for reproducing a call the user pasted, unasked, begins."""
 NEEDS_CONFIRMATION = "needs the user's confirmation"
 """How the reason of a call refused under `confirm_tools` begins."""
 
@@ -53,6 +57,8 @@ _QUOTES = str.maketrans(
     dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"')
     | dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u02bc", "'")
 )
+# How far after a written tool name its arguments are looked for (characters).
+_AFTER_NAME = 600
 _KEYS = r"(?:name|tool|tool_name|function|function_name)"
 
 
@@ -116,6 +122,19 @@ def _holds(loose: str, leaf: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(leaf)}(?![\w])", loose) is not None
 
 
+def _writes_this_call(loose: str, name: str, leaves: Sequence[str]) -> bool:
+    """Whether the loose text writes a call to `name` with every one of `leaves` near it.
+
+    Near: from the written name to the end of a call's usual length, so a value the user
+    wrote elsewhere in the message does not make the call a copy.
+    """
+    for match in _call_pattern(name).finditer(loose):
+        window = loose[match.start() : match.end() + _AFTER_NAME]
+        if all(_holds(window, leaf) for leaf in leaves):
+            return True
+    return False
+
+
 @dataclass
 class GuardedCalls:
     """Tool calls after the provenance and confirmation checks.
@@ -124,7 +143,8 @@ class GuardedCalls:
         tool_calls: The calls kept.
         invalid_tool_calls: The calls refused (with the reason), after those already invalid.
         from_user_text: For each kept call that reproduces a call written in a human
-            message (its name and every argument value): `{"id", "name", "message_index"}`.
+            message (its name and every argument value), which the user's latest message
+            asked for by naming the tool: `{"id", "name", "message_index"}`.
     """
 
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -138,12 +158,14 @@ def guard_tool_calls(
     messages: Sequence[BaseMessage],
     confirm_tools: Iterable[str] = (),
 ) -> GuardedCalls:
-    """Refuse the calls a tool result wrote and unconfirmed calls to `confirm_tools`.
+    """Refuse copied calls and unconfirmed calls to `confirm_tools`.
 
     A call to tool X is copied from a tool result when that result writes a call to X,
     unless the user asked for it: every argument value of the call appears in a human
     message, and either the user's latest message names X or the result is X's own (and the
-    call has arguments).
+    call has arguments). It is copied from a human message when that message writes a call
+    to X holding every argument value of the call, and the user's latest message does not
+    name X in its own words (a pasted email or page is not a request to run what it says).
 
     Args:
         tool_calls: Valid calls parsed from the answer.
@@ -168,7 +190,22 @@ def guard_tool_calls(
     for call in tool_calls:
         name = call["name"]
         reason = _copied_from_results(call, results, human_texts, latest_human)
-        if reason is None and name in confirm and not names_tool(latest_human, name):
+        leaves = list(_leaves(call["args"]))
+        source = next(
+            (
+                index
+                for (index, _), loose in zip(humans, human_texts, strict=True)
+                if _writes_this_call(loose, name, leaves)
+            ),
+            None,
+        )
+        named = names_tool(latest_human, name)
+        if reason is None and source is not None and not named:
+            reason = (
+                f"{COPIED_FROM_USER_TEXT}: message {source} writes this call to {name!r} and "
+                "the user's latest message does not ask for it (name the tool to ask)"
+            )
+        if reason is None and name in confirm and not named:
             reason = (
                 f"{NEEDS_CONFIRMATION}: {name!r} may only be called when the user's "
                 "latest message names it"
@@ -181,14 +218,8 @@ def guard_tool_calls(
             )
             continue
         guarded.tool_calls.append(call)
-        leaves = list(_leaves(call["args"]))
-        for (index, message), loose in zip(humans, human_texts, strict=True):
-            if writes_call(message_text(message), call["name"]) and all(
-                _holds(loose, leaf) for leaf in leaves
-            ):
-                report = {"id": call["id"], "name": call["name"], "message_index": index}
-                guarded.from_user_text.append(report)
-                break
+        if source is not None:
+            guarded.from_user_text.append({"id": call["id"], "name": name, "message_index": source})
     return guarded
 
 
