@@ -39,7 +39,7 @@ NEAR = 0.9
 
 
 def cache_dir() -> Path:
-    from langchain_icalign.model_cache import icalign_home
+    from langchain_icalign.defaults.model_cache import icalign_home
 
     folder = icalign_home() / "pool-build"
     folder.mkdir(parents=True, exist_ok=True)
@@ -242,13 +242,13 @@ def curate(args: argparse.Namespace) -> None:
 def vectors() -> None:
     import numpy as np
 
-    from langchain_icalign.builtin_demos import (
+    from langchain_icalign.defaults import default_embeddings
+    from langchain_icalign.defaults.builtin_demos import (
         VECTORS_FILE,
         VECTORS_MANIFEST,
         builtin_pool,
         builtin_pool_version,
     )
-    from langchain_icalign.defaults import default_embeddings
     from langchain_icalign.store import embedding_model_name
 
     builtin_pool.cache_clear()

@@ -27,8 +27,8 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from langchain_icalign import DemoStore
-    from langchain_icalign.builtin_demos import builtin_pool, builtin_vectors
     from langchain_icalign.defaults import default_embeddings, default_store
+    from langchain_icalign.defaults.builtin_demos import builtin_pool, builtin_vectors
     from langchain_icalign.evaluation import load_pool
     from langchain_icalign.store import embedding_model_name
 

@@ -86,7 +86,7 @@ def _decode_step(model: Any, inputs: dict[str, Any], processors: list[Any]) -> t
 
 
 def measure_xgrammar(tokenizer: Any, vocab: int) -> dict[str, Any] | None:
-    from langchain_icalign.grammar import bounded_schema
+    from langchain_icalign.tools.grammar import bounded_schema
 
     try:
         import xgrammar as xgr
@@ -118,8 +118,8 @@ def measure_llguidance(tokenizer: Any, vocab: int, prompt_length: int) -> dict[s
         import llguidance
     except ImportError:
         return None
-    from langchain_icalign.grammar import Grammar, json_grammar
-    from langchain_icalign.grammar_decoding import GrammarCache
+    from langchain_icalign.backends.grammar_decoding import GrammarCache
+    from langchain_icalign.tools.grammar import Grammar, json_grammar
 
     cache = GrammarCache(tokenizer, vocab, [tokenizer.eos_token_id])
     began = time.perf_counter()

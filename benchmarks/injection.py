@@ -250,7 +250,7 @@ def run_case(chat: Any, case: Case, defences: bool) -> dict[str, Any]:
 def build_chats() -> dict[str, Any]:
     """The default Han stack and the default URIAL stack, sharing one loaded model."""
     from langchain_icalign import ChatICAlign
-    from langchain_icalign.builtin_demos import urial_set
+    from langchain_icalign.defaults.builtin_demos import urial_set
 
     han = ChatICAlign.from_defaults(
         temperature=0, max_new_tokens=MAX_NEW_TOKENS, prompt_format="han"

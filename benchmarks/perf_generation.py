@@ -103,7 +103,7 @@ def _cache_decode_cost(model: Any, inputs: dict[str, Any], steps: int = 12) -> d
     import torch
     from transformers import DynamicCache
 
-    from langchain_icalign.prefix_cache import PrefixCache
+    from langchain_icalign.backends.prefix_cache import PrefixCache
 
     ids = inputs["input_ids"]
     caches = {
@@ -142,8 +142,8 @@ def run(new_tokens: int = 32, repeats: int = 2, stop_repeats: int = 1) -> dict[s
     from transformers import StoppingCriteriaList
     from transformers.generation.stopping_criteria import StopStringCriteria
 
-    from langchain_icalign.stop_strings import truncate_at_stop
-    from langchain_icalign.transformers_backend import StopOnStrings
+    from langchain_icalign.backends.stop_strings import truncate_at_stop
+    from langchain_icalign.backends.transformers import StopOnStrings
 
     chat = _default_chat(new_tokens)
     backend = chat.backend
@@ -269,9 +269,9 @@ def run(new_tokens: int = 32, repeats: int = 2, stop_repeats: int = 1) -> dict[s
 def run_prefix(new_tokens: int = 16, repeats: int = 1) -> dict[str, Any]:
     """Prefill with and without the prefix cache; greedy answers compared."""
     from langchain_icalign import ChatICAlign
-    from langchain_icalign.builtin_demos import urial_set
-    from langchain_icalign.generation import GenerationParams
-    from langchain_icalign.transformers_backend import TransformersBackend
+    from langchain_icalign.backends.base import GenerationParams
+    from langchain_icalign.backends.transformers import TransformersBackend
+    from langchain_icalign.defaults.builtin_demos import urial_set
 
     han = _default_chat(new_tokens)
     system, constant = urial_set()
@@ -335,7 +335,7 @@ def run_prefix(new_tokens: int = 16, repeats: int = 1) -> dict[str, Any]:
 
 def run_batching(new_tokens: int = 32, size: int = 8, demo_tokens: int = 600) -> dict[str, Any]:
     """8 queries through ChatICAlign.batch against one invoke at a time."""
-    from langchain_icalign.batching import embed_queries
+    from langchain_icalign.backends.batching import embed_queries
 
     chat = _default_chat(new_tokens, demo_tokens)
     selector = chat.selector
@@ -381,8 +381,9 @@ def run_llamacpp(new_tokens: int = 32, repeats: int = 2) -> dict[str, Any]:
 
     if importlib.util.find_spec("llama_cpp") is None:
         return {"skipped": "llama-cpp-python is not installed (the llamacpp extra)"}
-    from langchain_icalign.generation import GenerationParams
-    from langchain_icalign.llamacpp_backend import LlamaCppBackend, default_gguf_path
+    from langchain_icalign.backends.base import GenerationParams
+    from langchain_icalign.backends.llamacpp import LlamaCppBackend
+    from langchain_icalign.defaults.paths import default_gguf_path
 
     chat = _default_chat(new_tokens)
     prompt = chat.prepare_prompt(QUESTIONS[0]).text

@@ -48,7 +48,7 @@ def han_pack(candidates: list[dict[str, Any]], tokenizer: Any, fmt: Any) -> list
 def _tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from langchain_icalign.model_cache import ensure_default_model
+    from langchain_icalign.defaults.model_cache import ensure_default_model
 
     return AutoTokenizer.from_pretrained(ensure_default_model(show_progress=False))
 
@@ -99,6 +99,7 @@ def run_pool(
     import langchain_icalign.store as store_module
     from langchain_icalign import AlignmentExampleSelector
     from langchain_icalign.selector import _drop_near_duplicates
+    from langchain_icalign.store_schema import demo_from_payload
 
     demos, vectors = pc.build_pool(n, base, base_vectors)
     table = {d.prompt: v for d, v in zip(demos, vectors, strict=True)}
@@ -141,7 +142,7 @@ def run_pool(
     same_as_qdrant = all(
         [d.id for d, _ in store.search_by_vector(v.tolist(), K)]
         == [
-            store._demo_from_payload(p.payload or {}).id
+            demo_from_payload(p.payload or {}).id
             for p in store.client.query_points(
                 store.collection_name, query=v.tolist(), limit=K, with_payload=True
             ).points

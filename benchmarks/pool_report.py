@@ -28,9 +28,9 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from langchain_icalign import DemoStore
-    from langchain_icalign.builtin_demos import builtin_pool, builtin_pool_version
     from langchain_icalign.curation import answers_style, coverage, pool_style
     from langchain_icalign.defaults import default_embeddings
+    from langchain_icalign.defaults.builtin_demos import builtin_pool, builtin_pool_version
     from langchain_icalign.evaluation import load_pool, read_jsonl
 
     pools = {

@@ -427,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
 
+    from langchain_icalign.defaults.model_cache import icalign_home
     from langchain_icalign.evaluation import (
         GENERATION_KEY,
         NLL_KEY,
@@ -440,7 +441,6 @@ def main(argv: list[str] | None = None) -> int:
         summarize_nll,
         summarize_styles,
     )
-    from langchain_icalign.model_cache import icalign_home
 
     started = time.perf_counter()
     conditions = list(dict.fromkeys(args.condition or CONDITIONS))
@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     pool_path = None if args.pool == "builtin" else Path(args.pool).resolve()
     pool = None if pool_path is None else load_pool(pool_path)
     if pool_path is None:
-        from langchain_icalign.builtin_demos import builtin_pool_version
+        from langchain_icalign.defaults.builtin_demos import builtin_pool_version
 
         pool_name, pool_version = "builtin", builtin_pool_version()
     else:

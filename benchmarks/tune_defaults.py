@@ -82,7 +82,8 @@ def main() -> int:
     from langchain_core.messages import HumanMessage
 
     from langchain_icalign import AlignmentExampleSelector, ChatICAlign
-    from langchain_icalign.builtin_demos import builtin_pool_version, urial_set
+    from langchain_icalign.defaults.builtin_demos import builtin_pool_version, urial_set
+    from langchain_icalign.defaults.model_cache import icalign_home
     from langchain_icalign.evaluation import (
         ResultLog,
         answer_continuation,
@@ -96,7 +97,6 @@ def main() -> int:
         summarize_nll,
     )
     from langchain_icalign.evaluation.conditions import ZeroShotFormat
-    from langchain_icalign.model_cache import icalign_home
 
     started = time.perf_counter()
     dev = set(json.loads(SPLIT.read_text(encoding="utf-8"))["dev"])

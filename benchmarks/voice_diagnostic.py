@@ -49,8 +49,8 @@ def main() -> int:
     from langchain_core.messages import HumanMessage
 
     from langchain_icalign import AlignmentDemo, AlignmentExampleSelector, ChatICAlign
-    from langchain_icalign.builtin_demos import urial_set
     from langchain_icalign.defaults import DEFAULT_SETTINGS
+    from langchain_icalign.defaults.builtin_demos import urial_set
     from langchain_icalign.evaluation import (
         answer_continuation,
         build_eval_stack,

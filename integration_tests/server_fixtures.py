@@ -32,6 +32,6 @@ def llama_server():
 @pytest.fixture(scope="session")
 def server_backend(llama_server):
     """A `ServerBackend` on that server, counting with the server's tokenizer."""
-    from langchain_icalign.server_backend import ServerBackend
+    from langchain_icalign.backends.server import ServerBackend
 
     return ServerBackend(llama_server.base_url, request_timeout=120, max_retries=1)

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 def urial_pair(default_chat):
     """The constant URIAL-style set on Gemma: one chat with the prefix cache, one without."""
     from langchain_icalign import ChatICAlign
-    from langchain_icalign.builtin_demos import urial_set
+    from langchain_icalign.defaults.builtin_demos import urial_set
 
     system, constant = urial_set()
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from langchain_icalign.model_cache import (
+from langchain_icalign.defaults.model_cache import (
     DEFAULT_BASE_MODEL,
     default_model_dir,
     ensure_default_model,
@@ -129,8 +129,8 @@ def test_fresh_process_plain_load_offline(model_dir: Path) -> None:
 
 def test_gemma_control_tokens_in_user_text_reach_the_model_as_text(loaded: tuple[Any, Any]) -> None:
     # Issue 12: these are in Gemma's added-tokens table but not in all_special_tokens.
+    from langchain_icalign.backends.transformers import TransformersBackend
     from langchain_icalign.formats import Conversation, HanFormat
-    from langchain_icalign.transformers_backend import TransformersBackend
 
     model, tokenizer = loaded
     backend = TransformersBackend(model, tokenizer, prefix_cache=False)

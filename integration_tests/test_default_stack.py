@@ -8,9 +8,9 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_icalign import ChatICAlign
-from langchain_icalign.builtin_demos import builtin_pool, urial_set
+from langchain_icalign.backends.transformers import TransformersBackend
+from langchain_icalign.defaults.builtin_demos import builtin_pool, urial_set
 from langchain_icalign.formats import URIALFormat
-from langchain_icalign.transformers_backend import TransformersBackend
 
 MARKERS = ("Question:", "Here\u2019s an example answer", "# Query", "# Answer", "<eos>", "<bos>")
 
@@ -126,7 +126,7 @@ def test_multi_turn_conversation_renders_history(default_chat):
 
 
 def test_the_default_prompt_is_urials_header_then_retrieved_demos(default_chat):
-    from langchain_icalign.builtin_demos import urial_set
+    from langchain_icalign.defaults.builtin_demos import urial_set
 
     system, constant = urial_set()
     prepared = default_chat.prepare_prompt("How do I keep basil alive on a windowsill?")

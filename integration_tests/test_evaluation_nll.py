@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from langchain_icalign.builtin_demos import builtin_pool
+from langchain_icalign.defaults.builtin_demos import builtin_pool
 from langchain_icalign.evaluation import (
     ResultLog,
     build_eval_stack,

@@ -262,7 +262,7 @@ def test_the_demo_budget_fits_the_context_window(
 
 
 def test_batch_left_padded_gives_the_answers_of_invoke(model, matrix_demos):
-    from langchain_icalign.generation import GenerationParams
+    from langchain_icalign.backends.base import GenerationParams
 
     name, chat = model
     if name == "gemma":

@@ -14,10 +14,10 @@ import pytest
 from pydantic import BaseModel
 
 from langchain_icalign import AlignmentExampleSelector, ChatICAlign
+from langchain_icalign.backends.base import GenerationParams
+from langchain_icalign.backends.gbnf import to_gbnf
 from langchain_icalign.errors import ModelServerError
-from langchain_icalign.gbnf import to_gbnf
-from langchain_icalign.generation import GenerationParams
-from langchain_icalign.grammar import Grammar, call_grammar, json_grammar
+from langchain_icalign.tools.grammar import Grammar, call_grammar, json_grammar
 
 from .server_fixtures import needs_llama_server
 from .standard_suite import ICAlignStandardTests
@@ -116,8 +116,8 @@ def test_the_servers_grammar_parser_takes_our_gbnf():
 
 
 def test_a_server_stopped_mid_answer_gives_a_clear_error_not_a_hang():
+    from langchain_icalign.backends.server import ServerBackend
     from langchain_icalign.llamacpp_server import LlamaCppServer
-    from langchain_icalign.server_backend import ServerBackend
 
     with LlamaCppServer(n_ctx=1024, n_threads=1) as server:
         backend = ServerBackend(server.base_url, request_timeout=30, max_retries=0)

@@ -2,7 +2,7 @@
 
 from importlib import metadata
 
-from langchain_icalign.chat_models import ChatICAlign, ContextWindowExceededError, PreparedPrompt
+from langchain_icalign.chat_models.base import ChatICAlign
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.errors import (
     DemoStoreError,
@@ -14,6 +14,7 @@ from langchain_icalign.errors import (
     StoreLockedError,
 )
 from langchain_icalign.formats import Conversation, HanFormat, PromptFormat, URIALFormat
+from langchain_icalign.prompting import ContextWindowExceededError, PreparedPrompt
 from langchain_icalign.selector import AlignmentExampleSelector, SelectedDemo
 from langchain_icalign.store import DemoStore
 

@@ -3,7 +3,7 @@
 Each step returns a `CleaningReport` with the demos it kept and, for each one it dropped,
 the reason and what it matched, so nothing disappears silently. Near-duplicates are found
 by cosine similarity of embeddings on unit-length numpy vectors, compared in batches
-(a 100k pool is feasible on a laptop CPU once embedded).
+(`similarity`: a 100k pool is feasible on a laptop CPU once embedded).
 
 Example:
     ```python
@@ -34,6 +34,12 @@ from langchain_core.embeddings import Embeddings
 from tqdm.auto import tqdm
 
 from langchain_icalign.demos import AlignmentDemo, normalize_text
+from langchain_icalign.similarity import (
+    demo_vectors,
+    embed_matrix,
+    max_similarity,
+    text_to_embed,
+)
 from langchain_icalign.token_counting import TokenCounterLike, as_token_counter
 
 __all__ = [
@@ -66,44 +72,6 @@ NEAR_CONTAMINATED = "near-contaminated"
 
 _NOT_WORD = re.compile(r"[^\w\s]+")
 _SPACE = re.compile(r"\s+")
-_COLUMN_CHUNK = 16384
-
-
-def text_to_embed(demo: AlignmentDemo, embed: str = "prompt") -> str:
-    """The text a store embeds for a demo: its prompt, or prompt and response."""
-    if embed == "prompt_response":
-        return f"{demo.prompt}\n\n{demo.response}"
-    return demo.prompt
-
-
-def embed_matrix(
-    embeddings: Embeddings,
-    texts: Sequence[str],
-    *,
-    batch_size: int = 256,
-    show_progress: bool = False,
-    desc: str = "Embedding",
-) -> np.ndarray:
-    """Embed texts in batches into an (n, dim) float32 matrix of unit-length rows.
-
-    Args:
-        embeddings: The embeddings.
-        texts: The texts.
-        batch_size: Texts per `embed_documents` call.
-        show_progress: Show a progress bar.
-        desc: The progress bar's label.
-    """
-    rows: list[np.ndarray] = []
-    with tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress) as bar:
-        for start in range(0, len(texts), batch_size):
-            batch = list(texts[start : start + batch_size])
-            rows.append(np.asarray(embeddings.embed_documents(batch), dtype=np.float32))
-            bar.update(len(batch))
-    if not rows:
-        return np.zeros((0, 0), dtype=np.float32)
-    matrix = np.concatenate(rows)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 def match_key(text: str) -> str:
@@ -218,48 +186,6 @@ def filter_token_length(
     return report
 
 
-def max_similarity(
-    queries: np.ndarray, keys: np.ndarray, chunk: int = _COLUMN_CHUNK
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each row of `queries`, the highest dot product with a row of `keys`, and its index.
-
-    Computed over column chunks of `keys`, so memory stays bounded for large `keys`.
-    Returns (-inf, -1) rows when `keys` is empty.
-    """
-    best = np.full(len(queries), -np.inf, dtype=np.float32)
-    where = np.full(len(queries), -1, dtype=np.int64)
-    for start in range(0, len(keys), chunk):
-        scores = queries @ keys[start : start + chunk].T
-        arg = scores.argmax(axis=1)
-        top = scores[np.arange(len(queries)), arg]
-        better = top > best
-        best[better] = top[better]
-        where[better] = arg[better] + start
-    return best, where
-
-
-def _vectors(
-    demos: Sequence[AlignmentDemo],
-    vectors: np.ndarray | None,
-    embeddings: Embeddings | None,
-    embed: str,
-    batch_size: int,
-    show_progress: bool,
-) -> np.ndarray:
-    if vectors is not None:
-        if len(vectors) != len(demos):
-            msg = f"got {len(vectors)} vectors for {len(demos)} demos"
-            raise ValueError(msg)
-        return np.asarray(vectors, dtype=np.float32)
-    if embeddings is None:
-        msg = "pass embeddings= (or vectors=) to compare demos by similarity"
-        raise ValueError(msg)
-    texts = [text_to_embed(demo, embed) for demo in demos]
-    return embed_matrix(
-        embeddings, texts, batch_size=batch_size, show_progress=show_progress, desc="Embedding"
-    )
-
-
 def drop_near_duplicates(
     demos: Sequence[AlignmentDemo],
     *,
@@ -296,7 +222,7 @@ def drop_near_duplicates(
     report = CleaningReport()
     if not demos:
         return report
-    matrix = _vectors(demos, vectors, embeddings, embed, batch_size, show_progress)
+    matrix = demo_vectors(demos, vectors, embeddings, embed, batch_size, show_progress)
     prior = existing if existing is not None and len(existing) else None
     n_prior = 0 if prior is None else len(prior)
     kept_vectors = np.empty((n_prior + len(demos), matrix.shape[1]), dtype=np.float32)
@@ -393,7 +319,7 @@ def decontaminate(
     if vectors is not None:
         matrix = np.asarray(vectors, dtype=np.float32)[survivors]
     else:
-        matrix = _vectors(
+        matrix = demo_vectors(
             [demos[i] for i in survivors], None, embeddings, embed, batch_size, show_progress
         )
     limit = np.float32(threshold) - np.float32(1e-6)
@@ -469,7 +395,7 @@ def clean_demos(
         raise ValueError(msg)
     vectors: dict[int, np.ndarray] = {}  # by object identity: ids may repeat
     if similar and report.kept:
-        matrix = _vectors(report.kept, None, embeddings, embed, batch_size, show_progress)
+        matrix = demo_vectors(report.kept, None, embeddings, embed, batch_size, show_progress)
         vectors = {id(demo): row for demo, row in zip(report.kept, matrix, strict=True)}
 
     def rows(kept: list[AlignmentDemo]) -> np.ndarray | None:

@@ -205,7 +205,7 @@ def _open_store(args: argparse.Namespace) -> DemoStore | None:
 
 
 def _build_chat(args: argparse.Namespace, **chat_kwargs: Any) -> ChatICAlign:
-    from langchain_icalign.defaults import build_chat_model
+    from langchain_icalign.chat_models import build_chat_model
 
     if args.format is not None:
         chat_kwargs["prompt_format"] = args.format
@@ -304,7 +304,7 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, RecursionError):
         return "the input is nested too deeply to read"
     if isinstance(error, OSError) and error.filename is not None:
-        from langchain_icalign.model_cache import icalign_home
+        from langchain_icalign.defaults.paths import icalign_home
 
         text = f"{error.strerror or type(error).__name__}: {error.filename}"
         home = icalign_home()

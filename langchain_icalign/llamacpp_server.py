@@ -57,7 +57,7 @@ class LlamaCppServer:
         startup_timeout: float = 120.0,
     ) -> None:
         if model_path is None:
-            from langchain_icalign.llamacpp_backend import default_gguf_path
+            from langchain_icalign.defaults.paths import default_gguf_path
 
             model_path = default_gguf_path()
         self.model_path = Path(model_path)

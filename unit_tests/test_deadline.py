@@ -15,9 +15,9 @@ from langchain_huggingface import HuggingFacePipeline
 from transformers import pipeline
 
 from langchain_icalign import AlignmentDemo, AlignmentExampleSelector, ChatICAlign, DemoStore
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.prefix_cache import PrefixCache
-from langchain_icalign.transformers_backend import TransformersBackend
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.prefix_cache import PrefixCache
+from langchain_icalign.backends.transformers import TransformersBackend
 
 from .conftest import BagOfWordsEmbeddings, ScriptedLogits, build_tiny_lm, count_words
 

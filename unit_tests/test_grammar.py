@@ -15,8 +15,10 @@ from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.grammar import (
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.grammar_decoding import grammar_supported
+from langchain_icalign.backends.transformers import TransformersBackend
+from langchain_icalign.tools.grammar import (
     Grammar,
     bounded_schema,
     call_grammar,
@@ -25,10 +27,8 @@ from langchain_icalign.grammar import (
     json_grammar,
     minimal_value,
 )
-from langchain_icalign.grammar_decoding import grammar_supported
-from langchain_icalign.request_mode import RequestMode
-from langchain_icalign.tool_calling import bound_tool_demos
-from langchain_icalign.transformers_backend import TransformersBackend
+from langchain_icalign.tools.request_mode import RequestMode
+from langchain_icalign.tools.syntax import bound_tool_demos
 from unit_tests.conftest import pipeline_chat
 
 pytest.importorskip("llguidance")

@@ -1,8 +1,8 @@
 """Constrained answers from engines that take a GBNF grammar per request."""
 
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.grammar import Grammar, call_grammar
-from langchain_icalign.grammar_requests import RETRY_TEMPERATURE, GrammarRequests
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.grammar_requests import RETRY_TEMPERATURE, GrammarRequests
+from langchain_icalign.tools.grammar import Grammar, call_grammar
 
 WEATHER = {
     "name": "get_weather",

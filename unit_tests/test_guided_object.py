@@ -3,9 +3,9 @@ import time
 
 import pytest
 
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.guided_object import GuidedObject, generate_guided, guided_fields
-from langchain_icalign.stop_strings import truncate_at_stop
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.stop_strings import truncate_at_stop
+from langchain_icalign.tools.guided_object import GuidedObject, generate_guided, guided_fields
 
 SCHEMA = {
     "type": "object",
@@ -125,7 +125,7 @@ def test_schemas_guidance_cannot_fill_generate_freely(schema):
 
 
 def test_the_steps_of_one_answer_share_one_timeout():
-    from langchain_icalign.request_mode import RequestMode
+    from langchain_icalign.tools.request_mode import RequestMode
 
     seen: list[float | None] = []
 

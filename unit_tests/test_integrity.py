@@ -18,10 +18,10 @@ from langchain_icalign import (
     ModelCorruptedError,
     StoreCorruptedError,
     StoreLockedError,
-    model_files,
 )
-from langchain_icalign import defaults as defaults_module
-from langchain_icalign import model_cache as mc
+from langchain_icalign.defaults import model_cache as mc
+from langchain_icalign.defaults import model_files
+from langchain_icalign.defaults import stack as defaults_module
 from langchain_icalign.store_integrity import COUNTS_FILE
 
 from .conftest import BagOfWordsEmbeddings, build_byte_tokenizer, build_tiny_lm
@@ -249,10 +249,10 @@ def converted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Path]:
     def convert(out_dir: Path, *, show_progress: bool) -> dict[str, Any]:
         calls.append(out_dir)
         write_complete_folder(out_dir, marker=False)
-        return {"format_version": mc._FORMAT_VERSION}
+        return {"format_version": mc.FORMAT_VERSION}
 
     monkeypatch.setattr(mc, "_check_conversion_dependencies", lambda: None)
-    monkeypatch.setattr(mc, "_convert", convert)
+    monkeypatch.setattr(mc, "convert_default_gguf", convert)
     mc.ensure_default_model(tmp_path, show_progress=False)
     return calls
 
@@ -346,7 +346,7 @@ def test_marker_without_checksums_gets_them_once(
     target = mc.default_model_dir(tmp_path)
     write_complete_folder(target, marker=False)
     write_marker(target, files=False)  # as releases before the checksums wrote it
-    monkeypatch.setattr(mc, "_convert", None)  # must not convert
+    monkeypatch.setattr(mc, "convert_default_gguf", None)  # must not convert
     hashed = _hashes(monkeypatch)
     mc.ensure_default_model(tmp_path, show_progress=False)
     assert len(hashed) == 4

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from langchain_icalign import ChatICAlign
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.llamacpp_backend import LlamaCppBackend
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.llamacpp import LlamaCppBackend
 
 SCRIPT = " The answer is 42.\n\nQuestion: never shown"
 STOP = ("\nQuestion:",)
@@ -143,8 +143,8 @@ def test_chat_model_on_the_llamacpp_backend(store, demos):
     store.add_demos(demos)
     backend = LlamaCppBackend(FakeLlama())
     selector = AlignmentExampleSelector(store=store, token_counter=backend.count_text_tokens)
-    chat = ChatICAlign(llm=None, selector=selector, temperature=0, model_name="fake-gguf")
-    chat._backend = backend
+    chat = ChatICAlign(backend=backend, selector=selector, temperature=0, model_name="fake-gguf")
+    assert chat.backend is backend
     message = chat.invoke("What is six times seven?")
     assert message.content == "The answer is 42."
     assert message.response_metadata["model_name"] == "fake-gguf"
@@ -241,8 +241,7 @@ def test_a_forced_call_is_decoded_under_the_requests_grammar(monkeypatch):
     llm = ScriptedFakeLlama(['{"city": "Oslo"}}</tool_call> and more'])
     backend = _grammar_backend(llm, monkeypatch)
     assert backend.supports_grammar
-    chat = ChatICAlign(llm=None, temperature=0, model_name="fake-gguf")
-    chat._backend = backend
+    chat = ChatICAlign(backend=backend, temperature=0, model_name="fake-gguf")
     message = chat.bind_tools([WEATHER], tool_choice="get_weather").invoke("Weather in Oslo?")
     assert [(c["name"], c["args"]) for c in message.tool_calls] == [
         ("get_weather", {"city": "Oslo"})
@@ -262,8 +261,7 @@ def test_under_auto_only_the_call_after_the_tag_is_constrained(monkeypatch):
         ]
     )
     backend = _grammar_backend(llm, monkeypatch)
-    chat = ChatICAlign(llm=None, temperature=0, max_new_tokens=200, model_name="fake-gguf")
-    chat._backend = backend
+    chat = ChatICAlign(backend=backend, temperature=0, max_new_tokens=200, model_name="fake-gguf")
     message = chat.bind_tools([WEATHER]).invoke("Weather in Oslo?")
     assert [(c["name"], c["args"]) for c in message.tool_calls] == [
         ("get_weather", {"city": "Oslo"})

@@ -10,8 +10,8 @@ import pytest
 from langchain_icalign import (
     GenerationError,
 )
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.llamacpp_backend import LlamaCppBackend
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.llamacpp import LlamaCppBackend
 
 from .conftest import (
     finishes,

@@ -13,14 +13,15 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    from langchain_icalign.llamacpp_backend import LlamaCppBackend, default_gguf_path
+    from langchain_icalign.backends.llamacpp import LlamaCppBackend
+    from langchain_icalign.defaults.paths import default_gguf_path
 
     path = default_gguf_path(tmp_path_factory.mktemp("home"))
     return LlamaCppBackend.from_path(path, n_ctx=2048, n_threads=2)
 
 
 def test_greedy_generation_stops_at_the_stop_string(backend):
-    from langchain_icalign.generation import Generation, GenerationParams
+    from langchain_icalign.backends.base import Generation, GenerationParams
 
     prompt = (
         "Question: What is the capital of France?\n\nHere’s an example answer: Paris.\n\n"
@@ -51,8 +52,7 @@ def test_forced_calls_and_json_answers_follow_their_grammar(backend, monkeypatch
         name: str
         age: int
 
-    chat = ChatICAlign(llm=None, temperature=0, max_new_tokens=48, model_name="gemma-gguf")
-    chat._backend = backend
+    chat = ChatICAlign(backend=backend, temperature=0, max_new_tokens=48, model_name="gemma-gguf")
     assert backend.supports_grammar
     parsed = []  # the GBNF llama.cpp parsed for each constrained request
     parse = backend.grammar_from_gbnf
@@ -88,7 +88,7 @@ def test_forced_calls_and_json_answers_follow_their_grammar(backend, monkeypatch
 
 
 def test_a_timeout_stops_reading_a_long_prompt_between_chunks(backend):
-    from langchain_icalign.generation import GenerationParams
+    from langchain_icalign.backends.base import GenerationParams
 
     prompt = " ".join(f"Line {i}: the quick brown fox jumps over the lazy dog." for i in range(80))
     prompt += "\n\nQuestion: What does the fox do?\n\nAnswer:"

@@ -14,8 +14,8 @@ from langchain_core.outputs import GenerationChunk
 from pydantic import Field
 
 from langchain_icalign import ChatICAlign
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.llm_backend import LLMBackend, cut_to_tokens
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.llm import LLMBackend, cut_to_tokens
 from langchain_icalign.token_counting import as_token_counter
 
 from .conftest import RecordingLLM, count_words

@@ -1,4 +1,4 @@
-"""Unit tests for langchain_icalign.model_cache (no model is loaded or converted)."""
+"""Unit tests for langchain_icalign.defaults.model_cache (no model is loaded or converted)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from langchain_icalign import model_cache as mc
-from langchain_icalign.model_files import record_files
+from langchain_icalign.defaults import gguf_conversion, loading
+from langchain_icalign.defaults import model_cache as mc
+from langchain_icalign.defaults.model_files import record_files
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -32,7 +33,7 @@ def write_weights(path: Path, values: list[float] | None = None) -> None:
 
 def write_marker(folder: Path, *, files: bool = True) -> None:
     """The completion marker, with the files' records (as a conversion writes it)."""
-    info: dict[str, Any] = {"format_version": mc._FORMAT_VERSION}
+    info: dict[str, Any] = {"format_version": mc.FORMAT_VERSION}
     if files:
         info["files"] = record_files(folder, skip={".complete"})
     (folder / ".complete").write_text(json.dumps(info))
@@ -55,7 +56,7 @@ def _fake_convert(calls: list[Path], *, delay: float = 0.0):
         assert out_dir.name.startswith(mc._TMP_PREFIX)
         time.sleep(delay)
         write_complete_folder(out_dir, marker=False)
-        return {"format_version": mc._FORMAT_VERSION, "fake": True}
+        return {"format_version": mc.FORMAT_VERSION, "fake": True}
 
     return convert
 
@@ -116,7 +117,7 @@ def test_import_is_cheap() -> None:
     code = (
         "import sys, langchain_icalign\n"
         "before = set(sys.modules)\n"
-        "import langchain_icalign.model_cache\n"
+        "import langchain_icalign.defaults.model_cache\n"
         "new = set(sys.modules) - before\n"
         "heavy = {m for m in new if m.split('.')[0] in {'torch', 'transformers', 'rich'}}\n"
         "assert not heavy, sorted(heavy)[:5]\n"
@@ -182,7 +183,7 @@ def test_complete_folder_returned_without_converting(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("must not convert or even take the lock")
 
-    monkeypatch.setattr(mc, "_convert", boom)
+    monkeypatch.setattr(mc, "convert_default_gguf", boom)
     monkeypatch.setattr(mc, "_conversion_lock", boom)
     assert mc.ensure_default_model(tmp_path) == target
 
@@ -192,7 +193,7 @@ def test_conversion_publishes_complete_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     calls: list[Path] = []
-    monkeypatch.setattr(mc, "_convert", _fake_convert(calls))
+    monkeypatch.setattr(mc, "convert_default_gguf", _fake_convert(calls))
     target = mc.ensure_default_model(tmp_path, show_progress=False)
     assert target == mc.default_model_dir(tmp_path)
     assert mc.is_model_complete(target)
@@ -221,7 +222,7 @@ def test_conversion_publishes_complete_folder(
 @pytest.mark.usefixtures("no_deps_check")
 def test_home_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ICALIGN_HOME", str(tmp_path / "envhome"))
-    monkeypatch.setattr(mc, "_convert", _fake_convert([]))
+    monkeypatch.setattr(mc, "convert_default_gguf", _fake_convert([]))
     target = mc.ensure_default_model(show_progress=False)
     assert target == tmp_path / "envhome" / "models" / "gemma-3-270m-hf-v1"
 
@@ -241,7 +242,7 @@ def test_stale_tmp_and_incomplete_target_are_cleaned(
     (target / "junk.bin").write_bytes(b"junk")
 
     calls: list[Path] = []
-    monkeypatch.setattr(mc, "_convert", _fake_convert(calls))
+    monkeypatch.setattr(mc, "convert_default_gguf", _fake_convert(calls))
     assert mc.ensure_default_model(tmp_path, show_progress=False) == target
     assert len(calls) == 1
     assert not stale.exists()
@@ -258,7 +259,7 @@ def test_crash_leaves_no_target_and_no_tmp(monkeypatch: pytest.MonkeyPatch, tmp_
         (out_dir / "model.safetensors").write_bytes(b"half")
         raise RuntimeError("killed halfway")
 
-    monkeypatch.setattr(mc, "_convert", crashing_convert)
+    monkeypatch.setattr(mc, "convert_default_gguf", crashing_convert)
     with pytest.raises(RuntimeError, match="killed halfway"):
         mc.ensure_default_model(tmp_path, show_progress=False)
     assert not mc.default_model_dir(tmp_path).exists()
@@ -267,7 +268,7 @@ def test_crash_leaves_no_target_and_no_tmp(monkeypatch: pytest.MonkeyPatch, tmp_
 
 @pytest.mark.usefixtures("no_deps_check")
 def test_marker_failure_never_publishes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(mc, "_convert", _fake_convert([]))
+    monkeypatch.setattr(mc, "convert_default_gguf", _fake_convert([]))
 
     def failing_marker(folder: Path, info: dict[str, Any]) -> None:
         raise OSError("disk full")
@@ -286,9 +287,9 @@ def test_published_folder_has_umask_permissions(
     def convert(out_dir: Path, *, show_progress: bool) -> dict[str, Any]:
         write_complete_folder(out_dir, marker=False)
         (out_dir / "model.safetensors").chmod(0o600)
-        return {"format_version": mc._FORMAT_VERSION}
+        return {"format_version": mc.FORMAT_VERSION}
 
-    monkeypatch.setattr(mc, "_convert", convert)
+    monkeypatch.setattr(mc, "convert_default_gguf", convert)
     old = os.umask(0o022)
     try:
         target = mc.ensure_default_model(tmp_path, show_progress=False)
@@ -339,7 +340,7 @@ def test_waiter_reuses_result_of_lock_holder(
     def must_not_convert(out_dir: Path, *, show_progress: bool) -> dict[str, Any]:
         raise AssertionError("the waiter must reuse the holder's result")
 
-    monkeypatch.setattr(mc, "_convert", must_not_convert)
+    monkeypatch.setattr(mc, "convert_default_gguf", must_not_convert)
     result: list[Path] = []
 
     def waiter() -> None:
@@ -359,7 +360,7 @@ def test_waiter_reuses_result_of_lock_holder(
 @pytest.mark.usefixtures("no_deps_check")
 def test_concurrent_callers_convert_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[Path] = []
-    monkeypatch.setattr(mc, "_convert", _fake_convert(calls, delay=0.3))
+    monkeypatch.setattr(mc, "convert_default_gguf", _fake_convert(calls, delay=0.3))
     results: list[Path] = []
     errors: list[BaseException] = []
 
@@ -417,7 +418,7 @@ def test_missing_conversion_package_gives_clear_error(
     def must_not_convert(out_dir: Path, *, show_progress: bool) -> dict[str, Any]:
         raise AssertionError("dependencies are checked before any work")
 
-    monkeypatch.setattr(mc, "_convert", must_not_convert)
+    monkeypatch.setattr(mc, "convert_default_gguf", must_not_convert)
     with pytest.raises(ImportError, match=f"pip install {package}") as info:
         mc.ensure_default_model(tmp_path, show_progress=False)
     assert "langchain-icalign[defaults]" in str(info.value)
@@ -480,7 +481,7 @@ class _FakeModel:
 def test_strip_gguf_quantization() -> None:
     model = _FakeModel()
     quantizer = model.hf_quantizer
-    mc._strip_gguf_quantization(model)
+    gguf_conversion._strip_gguf_quantization(model)
     assert quantizer.called
     assert not hasattr(model, "hf_quantizer")
     assert not hasattr(model, "quantization_method")
@@ -498,24 +499,24 @@ def test_strip_gguf_quantization() -> None:
 def test_offline_env_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    assert not mc._offline()
+    assert not loading._offline()
     for value, expected in [("1", True), ("true", True), ("ON", True), ("0", False), ("", False)]:
         monkeypatch.setenv("HF_HUB_OFFLINE", value)
-        assert mc._offline() is expected, value
+        assert loading._offline() is expected, value
 
 
 def test_resolve_dtype_cpu_and_explicit() -> None:
     torch = pytest.importorskip("torch")
-    assert mc._resolve_dtype(None, None) is torch.float32
-    assert mc._resolve_dtype(None, "cpu") is torch.float32
-    assert mc._resolve_dtype("auto", None) == "auto"
-    assert mc._resolve_dtype("bfloat16", None) is torch.bfloat16
-    assert mc._resolve_dtype("torch.float16", None) is torch.float16
-    assert mc._resolve_dtype(torch.float16, None) is torch.float16
+    assert loading._resolve_dtype(None, None) is torch.float32
+    assert loading._resolve_dtype(None, "cpu") is torch.float32
+    assert loading._resolve_dtype("auto", None) == "auto"
+    assert loading._resolve_dtype("bfloat16", None) is torch.bfloat16
+    assert loading._resolve_dtype("torch.float16", None) is torch.float16
+    assert loading._resolve_dtype(torch.float16, None) is torch.float16
     with pytest.raises(ValueError, match="Unknown dtype"):
-        mc._resolve_dtype("float99", None)
+        loading._resolve_dtype("float99", None)
     with pytest.raises(ValueError, match="Unknown dtype"):
-        mc._resolve_dtype("nn", None)
+        loading._resolve_dtype("nn", None)
 
 
 @pytest.mark.parametrize(
@@ -534,7 +535,7 @@ def test_resolve_dtype_cuda(
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
-    assert mc._resolve_dtype(None, device_map) is getattr(torch, expected)
+    assert loading._resolve_dtype(None, device_map) is getattr(torch, expected)
 
 
 class _FakeTokenizer:

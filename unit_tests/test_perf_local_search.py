@@ -6,6 +6,7 @@ from qdrant_client import QdrantClient, models
 
 from langchain_icalign import AlignmentDemo, DemoStore
 from langchain_icalign.local_search import local_exact_search
+from langchain_icalign.store_schema import demo_from_payload
 
 from .conftest import BagOfWordsEmbeddings
 
@@ -93,9 +94,7 @@ def test_demo_store_search_is_unchanged(demos):
             points = store.client.query_points(
                 store.collection_name, query=vector, limit=3, with_payload=True
             ).points
-            assert [d.id for d, _ in fast] == [
-                store._demo_from_payload(p.payload).id for p in points
-            ]
+            assert [d.id for d, _ in fast] == [demo_from_payload(p.payload).id for p in points]
             assert isinstance(fast[0][0], AlignmentDemo)
         # A filter still goes through Qdrant.
         assert {

@@ -4,9 +4,9 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from langchain_icalign.generation import GenerationParams
-from langchain_icalign.prefix_cache import PrefixCache
-from langchain_icalign.transformers_backend import TransformersBackend
+from langchain_icalign.backends.base import GenerationParams
+from langchain_icalign.backends.prefix_cache import PrefixCache
+from langchain_icalign.backends.transformers import TransformersBackend
 
 HEADER = (
     "# Instruction\n\nBelow is a list of conversations between a human and an AI assistant.\n\n"

@@ -13,11 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from langchain_icalign import ChatICAlign
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.gbnf import matches, to_gbnf
+from langchain_icalign.backends.server import ServerBackend
 from langchain_icalign.errors import GenerationError, ModelServerError
-from langchain_icalign.gbnf import matches, to_gbnf
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.grammar import Grammar, call_grammar, json_grammar
-from langchain_icalign.server_backend import ServerBackend
+from langchain_icalign.tools.grammar import Grammar, call_grammar, json_grammar
 
 pytestmark = pytest.mark.enable_socket
 

@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langchain_icalign.stop_strings import StopStringFilter, find_stop, truncate_at_stop
+from langchain_icalign.backends.stop_strings import StopStringFilter, find_stop, truncate_at_stop
 
 STOPS = ["\nQuestion:", "\n```\n\n# Query", "# Query"]
 
@@ -53,7 +53,7 @@ def test_streamed_text_equals_truncated_and_stripped_text(pieces, cuts):
 
 
 def test_json_object_end_handles_strings_and_nesting():
-    from langchain_icalign.stop_strings import json_object_end
+    from langchain_icalign.backends.stop_strings import json_object_end
 
     text = 'x {"a": "}{\\"", "b": {"c": 1}} tail'
     assert text[: json_object_end(text)] == 'x {"a": "}{\\"", "b": {"c": 1}}'
@@ -62,7 +62,7 @@ def test_json_object_end_handles_strings_and_nesting():
 
 
 def test_truncate_answer_ends_at_the_tool_call_object():
-    from langchain_icalign.stop_strings import truncate_answer
+    from langchain_icalign.backends.stop_strings import truncate_answer
 
     prefix = '<tool_call>{"name": "add", "arguments": '
     text, stopped = truncate_answer('{"a": 1}} and then rambling', (), prefix, "<tool_call>")

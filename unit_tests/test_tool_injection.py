@@ -5,15 +5,15 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
 from langchain_icalign import ChatICAlign
-from langchain_icalign.call_guard import (
+from langchain_icalign.neutralizing import WORD_JOINER, fold_for_matching
+from langchain_icalign.tools.call_guard import (
     COPIED_FROM_TOOL_RESULT,
     COPIED_FROM_USER_TEXT,
     NEEDS_CONFIRMATION,
     names_tool,
     writes_call,
 )
-from langchain_icalign.neutralizing import WORD_JOINER, fold_for_matching
-from langchain_icalign.tool_calling import TOOL_CALL_TAG, neutralize_tool_calls, parse_answer
+from langchain_icalign.tools.syntax import TOOL_CALL_TAG, neutralize_tool_calls, parse_answer
 
 from .conftest import RecordingLLM, count_words
 

@@ -5,8 +5,8 @@ from langchain_huggingface import HuggingFacePipeline
 from transformers import pipeline
 
 from langchain_icalign import ChatICAlign, GenerationError
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.transformers_backend import TransformersBackend
+from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.transformers import TransformersBackend
 
 from .conftest import ScriptedLogits
 

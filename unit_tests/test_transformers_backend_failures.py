@@ -9,8 +9,8 @@ import pytest
 from langchain_icalign import (
     GenerationError,
 )
-from langchain_icalign.generation import GenerationParams
-from langchain_icalign.transformers_backend import TransformersBackend
+from langchain_icalign.backends.base import GenerationParams
+from langchain_icalign.backends.transformers import TransformersBackend
 
 from .conftest import (
     ScriptedLogits,

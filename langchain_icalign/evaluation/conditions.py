@@ -10,8 +10,8 @@ from langchain_core.language_models import BaseLLM
 from langchain_core.runnables.config import run_in_executor
 from pydantic import Field
 
-from langchain_icalign.builtin_demos import urial_set
 from langchain_icalign.chat_models import ChatICAlign
+from langchain_icalign.defaults.builtin_demos import urial_set
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import ZeroShotFormat
 from langchain_icalign.selector import AlignmentExampleSelector, SelectedDemo

@@ -97,13 +97,13 @@ def build_eval_stack(
         dtype: Weight dtype (float32 on CPU by default).
         show_progress: Show progress while indexing.
     """
-    from langchain_icalign.builtin_demos import builtin_pool
     from langchain_icalign.defaults import (
         DEFAULT_SETTINGS,
         default_embeddings,
         load_base_model,
         pipeline_llm,
     )
+    from langchain_icalign.defaults.builtin_demos import builtin_pool
 
     embeddings = embeddings or default_embeddings()
     demos = list(builtin_pool() if pool is None else pool)

@@ -46,7 +46,7 @@ def _token_counter(tokenizer: str | None, console: Console) -> Any:
     from transformers import AutoTokenizer
 
     if tokenizer is None:
-        from langchain_icalign.model_cache import ensure_default_model
+        from langchain_icalign.defaults.model_cache import ensure_default_model
 
         console.print("counting tokens with the default model's tokenizer (--tokenizer to change)")
         tokenizer = str(ensure_default_model(show_progress=True))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from langchain_icalign.grammar import Grammar
+from langchain_icalign.backends.base import Grammar
 
 __all__ = ["GrammarCache", "GrammarProcessor", "grammar_supported"]
 

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from langchain_icalign.generation import FinishReason, Generation, GenerationParams
-from langchain_icalign.tool_calling import opens_with_quote
+from langchain_icalign.backends.base import FinishReason, Generation, GenerationParams
+from langchain_icalign.tools.syntax import opens_with_quote
 
 __all__ = ["GuidedObject", "generate_guided", "guided_fields"]
 

@@ -10,9 +10,8 @@ and which parsed calls stand.
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,27 +24,29 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_icalign.call_guard import GuardedCalls, guard_tool_calls
+from langchain_icalign.backends.base import Generation, GenerationParams
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.grammar import Grammar, call_grammar, close_json, json_grammar
-from langchain_icalign.guided_object import GuidedObject, generate_guided, guided_fields
 from langchain_icalign.messages import message_text
-from langchain_icalign.tool_calling import (
+from langchain_icalign.tools.answer_steps import generate_answer
+from langchain_icalign.tools.call_guard import GuardedCalls, guard_tool_calls
+from langchain_icalign.tools.grammar import Grammar, call_grammar, close_json, json_grammar
+from langchain_icalign.tools.plan import AnswerPlan, function_of, tool_names
+from langchain_icalign.tools.syntax import (
+    CALL_NAME_OPEN,
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
-    UNDECLARED_ARGUMENT,
     answer_prefix,
     arguments_opening,
     bound_tool_demos,
+    call_opening,
     describe_fields,
     describe_tools,
+    name_in_cut_call,
     neutralize_tool_calls,
-    parse_answer,
 )
 
-__all__ = ["JSON_INSTRUCTION", "RequestMode", "normalize_tool_choice", "retrieval_query"]
+__all__ = ["JSON_INSTRUCTION", "RequestMode", "normalize_tool_choice"]
 
 JSON_INSTRUCTION = "Answer with a single JSON object and nothing else."
 
@@ -210,7 +211,7 @@ class RequestMode:
             return demo.metadata.get("category") == step, len(_words(text) & words)
 
         fixed = tuple(sorted(tool_demos, key=nearness))
-        if self._forced_names():
+        if self.plan.forced:
             # The call is forced (its syntax, and its name when one fits, by the prompt):
             # a demo call would only lend the model values to copy.
             return tuple(d for d in fixed if d.metadata.get("category") != "tool_call")
@@ -248,30 +249,27 @@ class RequestMode:
     def _call_prefix(self) -> str:
         """The forced start of the answer when tools are bound."""
         unconstrained = answer_prefix(self.tools, self.tool_choice)  # refuses unknown names
-        if not self.constrained:
+        if self.plan.kind != "grammar":
             return unconstrained
-        names = self._forced_names()
-        if not names:
+        if not self.plan.forced:
             return ""  # "auto": the model decides; the grammar takes over once a call opens
-        return TOOL_CALL_OPEN + self._grammar_forced(names)
+        return TOOL_CALL_OPEN + self._grammar_forced()
 
-    @staticmethod
-    def _grammar_forced(names: tuple[str, ...]) -> str:
+    def _grammar_forced(self) -> str:
         """The start of the call object the prompt writes (the name, when only one fits)."""
-        if len(names) == 1:
-            return f'{{"name": {_quoted(names[0])}, "arguments": '
-        return '{"name": "'
+        names = self.plan.forced
+        return call_opening(names[0]) if len(names) == 1 else CALL_NAME_OPEN
 
     def grammar(self) -> Grammar | None:
         """The grammar the answer follows (None: unconstrained, or nothing to constrain)."""
-        if not self.constrained:
+        if self.plan.kind != "grammar":
             return None
         if self.tools:
-            names = self._forced_names() or self._tool_names()
-            functions = [f for f in map(self._function, names) if f is not None]
-            if not self._forced_names():
+            names = self.plan.forced or tool_names(self.tools)
+            functions = [f for f in (function_of(self.tools, n) for n in names) if f is not None]
+            if not self.plan.forced:
                 return Grammar(call_grammar(functions), after=TOOL_CALL_OPEN)
-            return Grammar(call_grammar(functions), forced=self._grammar_forced(names))
+            return Grammar(call_grammar(functions), forced=self._grammar_forced())
         if self.json_mode:
             return Grammar(json_grammar(self._json_parameters()))
         return None
@@ -299,7 +297,7 @@ class RequestMode:
         (`grammar.close_json`). The finish reason stays "length". An answer cut by the
         timeout is left as it is (invalid): values it never reached are not made up.
         """
-        if not self.constrained or generation.finish_reason != "length":
+        if self.plan.kind != "grammar" or generation.finish_reason != "length":
             return generation
         full = params.answer_prefix + generation.text
         if self.tools:
@@ -321,61 +319,35 @@ class RequestMode:
 
     def _close_call(self, body: str) -> str | None:
         """A whole call object for `body`, a call cut short (its tool found from the name)."""
-        match = re.match(r'\s*\{"name": "([^"]*)"?', body)
-        partial = match.group(1) if match else ""
-        names = self._forced_names() or self._tool_names()
+        partial = name_in_cut_call(body)
+        names = self.plan.forced or tool_names(self.tools)
         name = next((n for n in names if n == partial), None) or next(
             (n for n in names if n.startswith(partial)), names[0]
         )
-        function = self._function(name) or {}
+        function = function_of(self.tools, name) or {}
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
-        prefix = f'{{"name": {_quoted(name)}, "arguments": '
+        prefix = call_opening(name)
         arguments = body[len(prefix) :] if body.startswith(prefix) else "{"
         closed = close_json(arguments or "{", parameters)
         if closed is None:
             closed = close_json("{", parameters)
         return f"{prefix}{closed}}}"
 
-    def _function(self, name: str) -> dict[str, Any] | None:
-        for tool in self.tools:
-            function = tool.get("function", tool)
-            if function.get("name") == name:
-                return function
-        return None
-
-    def _forced_names(self) -> tuple[str, ...]:
-        """The tools one of which must be called (empty when no call is forced)."""
-        if not self.tools or self.tool_choice in (None, "auto", "none"):
-            return ()
-        if self.tool_choice in ("any", "required"):
-            return self._tool_names()
-        return (self.tool_choice,)
-
-    def _tool_names(self) -> tuple[str, ...]:
-        return tuple(t.get("function", t)["name"] for t in self.tools)
-
-    def _guided_arguments(self, name: str) -> GuidedObject | None:
-        function = self._function(name)
-        if function is None:
-            return None
-        return guided_fields(function.get("parameters", {}), closing="}}")
+    @functools.cached_property
+    def plan(self) -> AnswerPlan:
+        """How the answer is produced (`plan.AnswerPlan`), for the prompt and generation alike."""
+        return AnswerPlan.decide(
+            self.tools,
+            self.tool_choice,
+            self.json_schema,
+            json_mode=self.json_mode,
+            constrained=self.constrained,
+        )
 
     @property
     def guided(self) -> bool:
-        """Whether the answer is generated field by field (see `guided_object`)."""
-        if self.constrained:
-            return False  # one call under the grammar
-        names = self._forced_names()
-        if len(names) > 1 or (self.tools and not names):
-            return True  # a name is chosen (a call the model starts, with "auto"), then filled
-        if names:
-            return self._guided_arguments(names[0]) is not None
-        return self._json_object() is not None
-
-    def _json_object(self) -> GuidedObject | None:
-        if not self.json_mode or self.tools or self.json_schema is None:
-            return None
-        return guided_fields(self.json_schema.get("parameters", self.json_schema), closing="}")
+        """Whether the answer takes several short generations (see `answer_steps`)."""
+        return self.plan.guided
 
     def generate(
         self,
@@ -383,156 +355,21 @@ class RequestMode:
         prompt: str,
         params: GenerationParams,
     ) -> Generation:
-        """The answer to `prompt`: guided field by field where possible, else in one go.
+        """The answer to `prompt`, produced as `plan` says (see `answer_steps`).
 
         Args:
             generate: The backend's `generate`.
             prompt: The prompt, ending with the conversation's answer prefix.
             params: Params from `for_prompt`.
         """
-        if self.constrained:
-            return self.close(generate(prompt, params), params)
-        generate = _sharing_timeout(generate, params.timeout)
-        names = self._forced_names()
-        if self.tools and not names:
-            return self._complete_started_call(generate, prompt, params)
-        if len(names) > 1:
-            return self._choose_then_call(generate, prompt, params, names)
-        target = self._guided_arguments(names[0]) if names else self._json_object()
-        if target is None:
-            return generate(prompt, params)
-        return generate_guided(generate, prompt, params, target)
-
-    def _choose_then_call(
-        self,
-        generate: Callable[[str, GenerationParams], Generation],
-        prompt: str,
-        params: GenerationParams,
-        names: tuple[str, ...],
-    ) -> Generation:
-        """Pick the tool (decoding kept on the bound names), then fill its arguments."""
-        if len(names) == 1:
-            choice = Generation(names[0], 0, 0, "stop")  # nothing to choose
-        else:
-            choice = generate(
-                prompt,
-                dataclasses.replace(
-                    params,
-                    max_new_tokens=min(params.max_new_tokens, 24),
-                    stop=('"',),
-                    answer_prefix="",
-                    json_after=None,
-                    starts_with_one_of=tuple(f'{name}"' for name in names),
-                ),
-            )
-        name = choice.text
-        function = self._function(name)
-        opening = arguments_opening(function.get("parameters", {})) if function else "{"
-        head = f'{name}", "arguments": {opening}' + ("}" if opening == "{}" else "")
-        budget = params.max_new_tokens - choice.output_tokens
-        rest_params = dataclasses.replace(
-            params,
-            max_new_tokens=budget,
-            answer_prefix=params.answer_prefix + head,
-            starts_with_one_of=(),
-        )
-        target = self._guided_arguments(name)
-        if opening == "{}":
-            rest = Generation("}", 0, 0, "stop")
-        elif budget <= 0:  # the name took every token allowed: the arguments are cut off
-            rest = Generation("", 0, 0, "length")
-        elif target is None:
-            rest = generate(prompt + head, rest_params)
-        else:
-            rest = generate_guided(generate, prompt + head, rest_params, target)
-        return _joined(choice, head, rest)
-
-    def _complete_started_call(
-        self,
-        generate: Callable[[str, GenerationParams], Generation],
-        prompt: str,
-        params: GenerationParams,
-    ) -> Generation:
-        """With `tool_choice="auto"` the model decides whether to call; a call it botches is redone.
-
-        A call it starts with an unknown tool or arguments that do not fit is generated again
-        from its opening tag, the name constrained and the arguments guided, within what is
-        left of the token budget. A call with arguments its tool does not declare is left
-        invalid: redone, it would become a valid call the model did not write.
-        """
-        first = generate(prompt, params)
-        cut = first.text.find(TOOL_CALL_OPEN)
-        budget = params.max_new_tokens - first.output_tokens
-        if cut < 0 or budget <= 0:
-            return first
-        parsed = parse_answer(self.answer(first.text), self.tools)
-        if parsed.tool_calls and not parsed.invalid_tool_calls:
-            return first
-        if any(
-            (call.get("error") or "").startswith(UNDECLARED_ARGUMENT)
-            for call in parsed.invalid_tool_calls
-        ):
-            return first
-        head = first.text[:cut] + TOOL_CALL_OPEN + '{"name": "'
-        rest_params = dataclasses.replace(
-            params, max_new_tokens=budget, answer_prefix=params.answer_prefix + head
-        )
-        call = self._choose_then_call(generate, prompt + head, rest_params, self._tool_names())
-        return _joined(first, head, call)
+        return generate_answer(self, generate, prompt, params)
 
     def answer(self, text: str) -> str:
         """The answer text to parse: a tool call gets back its closing tag."""
-        if self.tools and "<tool_call>" in text and not text.endswith(TOOL_CALL_CLOSE):
+        if self.tools and TOOL_CALL_OPEN in text and not text.endswith(TOOL_CALL_CLOSE):
             return text + TOOL_CALL_CLOSE
         return text
 
 
-def _joined(first: Generation, head: str, rest: Generation) -> Generation:
-    """Two steps of one answer as one: `head` (text kept from `first`) followed by `rest`.
-
-    The prompt, and how much of it came from the prefix cache, are the first step's that
-    ran (a step skipped because nothing was left to choose reports none): `rest` reads that
-    prompt again, from the cache, which is not a second prompt. Generated tokens add up;
-    `rest` decides how the answer ended.
-    """
-    ran = first if first.input_tokens else rest
-    return Generation(
-        text=head + rest.text,
-        input_tokens=ran.input_tokens,
-        output_tokens=first.output_tokens + rest.output_tokens,
-        finish_reason=rest.finish_reason,
-        cached_tokens=ran.cached_tokens,
-    )
-
-
-def _quoted(name: str) -> str:
-    return json.dumps(name, ensure_ascii=False)
-
-
 def _words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.lower()))
-
-
-def _sharing_timeout(
-    generate: Callable[[str, GenerationParams], Generation], timeout: float | None
-) -> Callable[[str, GenerationParams], Generation]:
-    """`generate` with one deadline for all the steps of an answer, not one per step."""
-    if timeout is None:
-        return generate
-    deadline = time.monotonic() + timeout
-
-    def step(prompt: str, params: GenerationParams) -> Generation:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return Generation("", 0, 0, "timeout")
-        return generate(prompt, dataclasses.replace(params, timeout=left))
-
-    return step
-
-
-def retrieval_query(messages: Sequence[BaseMessage], conversation: Conversation) -> str:
-    """What to retrieve demos for: the last human message (a tool result is no query)."""
-    for message in reversed(messages):
-        if isinstance(message, HumanMessage):
-            return message_text(message)
-    return conversation.query

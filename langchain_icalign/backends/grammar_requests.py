@@ -17,9 +17,8 @@ import dataclasses
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from langchain_icalign.gbnf import matches, to_gbnf
-from langchain_icalign.generation import Generation, GenerationParams
-from langchain_icalign.grammar import Grammar
+from langchain_icalign.backends.base import Generation, GenerationParams, Grammar
+from langchain_icalign.backends.gbnf import matches, to_gbnf
 
 __all__ = ["RETRY_TEMPERATURE", "GrammarRequests"]
 

@@ -1,6 +1,6 @@
 """A `Grammar` for a model server: as llama.cpp's GBNF, and checked after the fact.
 
-The grammars of `langchain_icalign.grammar` are llguidance's Lark with inline `%json`
+The grammars of `langchain_icalign.tools.grammar` are llguidance's Lark with inline `%json`
 schemas, of two shapes only (`json_grammar`, `call_grammar`): literals, rule references,
 alternatives and JSON schemas. `to_gbnf` writes such a grammar as GBNF, the grammar
 language llama.cpp's server takes per request (its `grammar` field; vLLM's `guided_grammar`
@@ -20,15 +20,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_icalign.grammar import Grammar
+from langchain_icalign.backends.base import Grammar
+from langchain_icalign.backends.grammar_rules import (
+    DECODER,
+    Alt,
+    Json,
+    Lit,
+    Ref,
+    Seq,
+    parse_rules,
+    remaining_after,
+)
 
 __all__ = ["matches", "to_gbnf"]
 
-_TOKEN = re.compile(
-    r'\s*(?:(?P<ident>[A-Za-z_][A-Za-z0-9_]*)|(?P<punct>[|()])|(?P<json>%json)|(?P<str>"))'
-)
-_RULE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):\s*(.*)$")
-_DECODER = json.JSONDecoder()
 
 # JSON pieces, as json.dumps writes them.
 _BASE_RULES = {
@@ -47,139 +52,7 @@ _BASE_RULES = {
 # -- reading the Lark grammar --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Lit:
-    text: str
-
-
-@dataclass(frozen=True)
-class _Ref:
-    name: str
-
-
-@dataclass(frozen=True)
-class _Json:
-    schema: str  # JSON text, so that the node is hashable
-
-
-@dataclass(frozen=True)
-class _Seq:
-    items: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class _Alt:
-    options: tuple[Any, ...]
-
-
-_EMPTY = _Seq(())
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text, self.pos = text, 0
-
-    def _next(self) -> tuple[str, Any] | None:
-        match = _TOKEN.match(self.text, self.pos)
-        if match is None:
-            if self.text[self.pos :].strip():
-                msg = f"cannot read grammar text {self.text[self.pos :]!r}"
-                raise ValueError(msg)
-            return None
-        if match.group("str"):
-            value, end = _DECODER.raw_decode(self.text, match.start("str"))
-            self.pos = end
-            return "lit", value
-        if match.group("json"):
-            start = match.end()
-            while self.text[start].isspace():
-                start += 1
-            value, end = _DECODER.raw_decode(self.text, start)
-            self.pos = end
-            value.pop("x-guidance", None)
-            return "json", json.dumps(value)
-        self.pos = match.end()
-        if match.group("ident"):
-            return "ident", match.group("ident")
-        return "punct", match.group("punct")
-
-    def _peek(self) -> tuple[str, Any] | None:
-        saved = self.pos
-        token = self._next()
-        self.pos = saved
-        return token
-
-    def alternatives(self) -> Any:
-        options = [self.sequence()]
-        while self._peek() == ("punct", "|"):
-            self._next()
-            options.append(self.sequence())
-        return options[0] if len(options) == 1 else _Alt(tuple(options))
-
-    def sequence(self) -> Any:
-        items: list[Any] = []
-        while True:
-            token = self._peek()
-            if token is None or token in (("punct", "|"), ("punct", ")")):
-                return items[0] if len(items) == 1 else _Seq(tuple(items))
-            self._next()
-            kind, value = token
-            if kind == "lit":
-                items.append(_Lit(value))
-            elif kind == "json":
-                items.append(_Json(value))
-            elif kind == "ident":
-                items.append(_Ref(value))
-            elif value == "(":
-                items.append(self.alternatives())
-                if self._next() != ("punct", ")"):
-                    msg = "unbalanced parentheses in grammar"
-                    raise ValueError(msg)
-
-
-def _rules(source: str) -> dict[str, Any]:
-    rules: dict[str, Any] = {}
-    for line in source.splitlines():
-        if not line.strip():
-            continue
-        match = _RULE.match(line.strip())
-        if match is None:
-            msg = f"cannot read grammar line {line!r}"
-            raise ValueError(msg)
-        rules[match.group(1)] = _Parser(match.group(2)).alternatives()
-    return rules
-
-
 # -- what is left once the forced text is read ------------------------------------------------
-
-
-def _after(node: Any, text: str, rules: dict[str, Any]) -> list[tuple[Any, str]]:
-    """Ways `node` can read `text`: (what is left of `node`, what is left of `text`)."""
-    if not text:
-        return [(node, "")]
-    if isinstance(node, _Lit):
-        if text.startswith(node.text):
-            return [(_EMPTY, text[len(node.text) :])]
-        if node.text.startswith(text):
-            return [(_Lit(node.text[len(text) :]), "")]
-        return []
-    if isinstance(node, _Ref):
-        return _after(rules[node.name], text, rules)
-    if isinstance(node, _Alt):
-        return [way for option in node.options for way in _after(option, text, rules)]
-    if isinstance(node, _Seq):
-        states: list[tuple[tuple[Any, ...], str]] = [((), text)]
-        for item in node.items:
-            moved: list[tuple[tuple[Any, ...], str]] = []
-            for done, rest in states:
-                if not rest:
-                    moved.append(((*done, item), ""))
-                    continue
-                for left, still in _after(item, rest, rules):
-                    moved.append(((*done, left) if left != _EMPTY else done, still))
-            states = moved
-        return [(_Seq(items), rest) for items, rest in states]
-    return []  # a JSON schema cannot be entered part way
 
 
 # -- writing GBNF ----------------------------------------------------------------------------
@@ -232,17 +105,17 @@ class _Writer:
         return name
 
     def expr(self, node: Any) -> str:
-        if isinstance(node, _Lit):
+        if isinstance(node, Lit):
             return _quote(node.text) if node.text else ""
-        if isinstance(node, _Ref):
+        if isinstance(node, Ref):
             return "g-" + node.name.replace("_", "-")
-        if isinstance(node, _Json):
+        if isinstance(node, Json):
             schema = json.loads(node.schema)
             return self.schema(schema, schema, "json")
-        if isinstance(node, _Seq):
+        if isinstance(node, Seq):
             parts = [p for p in (self.expr(i) for i in node.items) if p]
             return " ".join(parts)
-        if isinstance(node, _Alt):
+        if isinstance(node, Alt):
             return "(" + " | ".join(self.expr(o) or '""' for o in node.options) + ")"
         msg = f"unknown grammar node {node!r}"
         raise TypeError(msg)
@@ -346,8 +219,10 @@ def to_gbnf(grammar: Grammar) -> str | None:
     """
     if grammar.after is not None:
         return None
-    rules = _rules(grammar.source)
-    ways = [left for left, rest in _after(rules["start"], grammar.forced, rules) if not rest]
+    rules = parse_rules(grammar.source)
+    ways = [
+        left for left, rest in remaining_after(rules["start"], grammar.forced, rules) if not rest
+    ]
     if not ways:
         return None
     writer = _Writer()
@@ -420,20 +295,20 @@ def _valid(value: Any, node: Any, root: dict[str, Any], depth: int = 0) -> bool:
 
 def _ends(node: Any, text: str, pos: int, rules: dict[str, Any]) -> set[int]:
     """Where a match of `node` starting at `pos` of `text` can end."""
-    if isinstance(node, _Lit):
+    if isinstance(node, Lit):
         return {pos + len(node.text)} if text.startswith(node.text, pos) else set()
-    if isinstance(node, _Ref):
+    if isinstance(node, Ref):
         return _ends(rules[node.name], text, pos, rules)
-    if isinstance(node, _Alt):
+    if isinstance(node, Alt):
         return {end for option in node.options for end in _ends(option, text, pos, rules)}
-    if isinstance(node, _Seq):
+    if isinstance(node, Seq):
         positions = {pos}
         for item in node.items:
             positions = {end for p in positions for end in _ends(item, text, p, rules)}
         return positions
-    if isinstance(node, _Json):
+    if isinstance(node, Json):
         try:
-            value, end = _DECODER.raw_decode(text, pos)
+            value, end = DECODER.raw_decode(text, pos)
         except json.JSONDecodeError:
             return set()
         schema = json.loads(node.schema)
@@ -451,6 +326,6 @@ def matches(grammar: Grammar, text: str) -> bool:
         _, marker, text = text.partition(grammar.after)
         if not marker:
             return True
-    rules = _rules(grammar.source)
+    rules = parse_rules(grammar.source)
     ends = _ends(rules["start"], text, 0, rules)
     return any(not text[end:].strip() for end in ends)

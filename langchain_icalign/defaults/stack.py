@@ -1,51 +1,47 @@
-"""The offline default stack: Gemma-3-270m, all-MiniLM-L6-v2, a local Qdrant store."""
+"""The offline default stack's parts: settings, embeddings, the default store, the base model.
+
+`chat_models.assembly` puts them together into a `ChatICAlign` (`ChatICAlign.from_defaults`,
+`from_model_id`); nothing here imports the chat model.
+"""
 
 from __future__ import annotations
 
 import atexit
-import difflib
 import hashlib
 import logging
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_icalign.builtin_demos import (
+from langchain_icalign.defaults.builtin_demos import (
     builtin_pool,
     builtin_pool_version,
     builtin_vectors,
-    urial_set,
 )
-from langchain_icalign.errors import StoreCorruptedError, StoreLockedError
-from langchain_icalign.extras import require
-from langchain_icalign.model_cache import (
+from langchain_icalign.defaults.loading import load_causal_lm, transformers_progress
+from langchain_icalign.defaults.model_cache import ensure_default_model
+from langchain_icalign.defaults.paths import (
     DEFAULT_BASE_MODEL,
     DEFAULT_EMBEDDING_MODEL,
     default_embeddings_path,
-    ensure_default_model,
     icalign_home,
-    load_causal_lm,
 )
+from langchain_icalign.errors import StoreCorruptedError, StoreLockedError
+from langchain_icalign.extras import require
 from langchain_icalign.store import DemoStore, embedding_model_name
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from langchain_huggingface import HuggingFacePipeline
-    from pydantic import BaseModel
-
-    from langchain_icalign.chat_models import ChatICAlign
 
 __all__ = [
     "DEFAULT_SETTINGS",
     "DefaultSettings",
     "DemoMode",
-    "build_chat_model",
     "default_embeddings",
     "default_store",
     "load_base_model",
@@ -103,21 +99,6 @@ class DefaultSettings:
 
 DEFAULT_SETTINGS = DefaultSettings()
 """The measured defaults (see `DefaultSettings`)."""
-
-
-@contextmanager
-def transformers_progress(show: bool) -> Iterator[None]:
-    """Hide transformers' own progress bars ("Loading weights") inside, unless `show`."""
-    from transformers.utils import logging as hf_logging
-
-    if show or not hf_logging.is_progress_bar_enabled():
-        yield
-        return
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.enable_progress_bar()
 
 
 def default_embeddings(*, show_progress: bool = True) -> Embeddings:
@@ -283,99 +264,3 @@ def pipeline_llm(model: Any, tokenizer: Any, model_id: str) -> HuggingFacePipeli
 
     pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
     return HuggingFacePipeline(pipeline=pipe, model_id=model_id)
-
-
-def build_chat_model(
-    model: str | Path | None = None,
-    *,
-    store: DemoStore | None = None,
-    embeddings: Embeddings | None = None,
-    demo_mode: DemoMode | None = None,
-    device_map: str | dict[str, Any] | None = None,
-    dtype: Any = None,
-    selector_kwargs: dict[str, Any] | None = None,
-    show_progress: bool = True,
-    **chat_kwargs: Any,
-) -> ChatICAlign:
-    """A ready `ChatICAlign`: base model, tokenizer-measured selector, demos.
-
-    Args:
-        model: A causal LM id or folder; None for the default Gemma-3-270m.
-        store: Demos to retrieve from; the built-in pool by default.
-        embeddings: Embeddings for the default store.
-        demo_mode: "retrieved" (default), "constant" (the constant URIAL-style set, no
-            retrieval), "hybrid" (constant set first, retrieved demos after) or "none"
-            (zero-shot). In URIAL's format the system text defaults to the set's header
-            whatever the mode.
-        device_map: Device placement for the model (`"auto"`, `"cuda"`, ...).
-        dtype: Weight dtype; float32 on CPU and bf16/fp16 on GPU by default.
-        selector_kwargs: Extra `AlignmentExampleSelector` arguments (`max_tokens`, ...).
-        show_progress: Show progress while converting, loading or indexing.
-        **chat_kwargs: `ChatICAlign` arguments (`max_new_tokens`, `prompt_format`, ...).
-
-    Raises:
-        TypeError: For an argument neither this function nor `ChatICAlign` takes, or a
-            `selector_kwargs` key `AlignmentExampleSelector` does not take (before
-            anything loads).
-    """
-    from langchain_icalign.chat_models import ChatICAlign
-    from langchain_icalign.selector import AlignmentExampleSelector
-
-    _refuse_unknown("ChatICAlign", ChatICAlign, chat_kwargs, exclude={"llm", "selector"})
-    _refuse_unknown(
-        "AlignmentExampleSelector (selector_kwargs)",
-        AlignmentExampleSelector,
-        selector_kwargs or {},
-        exclude={"store", "token_counter"},
-    )
-    prompt_format = chat_kwargs.setdefault("prompt_format", DEFAULT_SETTINGS.prompt_format)
-    chat_kwargs.setdefault("repetition_penalty", DEFAULT_SETTINGS.repetition_penalty)
-    format_name = prompt_format if isinstance(prompt_format, str) else prompt_format.name
-    mode: DemoMode = demo_mode or "retrieved"
-    if mode not in ("retrieved", "constant", "hybrid", "none"):
-        msg = f"demo_mode must be retrieved, constant, hybrid or none, got {mode!r}"
-        raise ValueError(msg)
-    lm, tokenizer, model_id = load_base_model(
-        model, device_map=device_map, dtype=dtype, show_progress=show_progress
-    )
-    llm = pipeline_llm(lm, tokenizer, model_id)
-    selector = None
-    if mode in ("retrieved", "hybrid"):
-        store = store or default_store(embeddings, show_progress=show_progress)
-        selector = AlignmentExampleSelector(
-            store=store,
-            token_counter=tokenizer,
-            prompt_format=prompt_format,
-            **{**DEFAULT_SETTINGS.selector_kwargs(), **(selector_kwargs or {})},
-        )
-    if format_name == "urial" or mode in ("constant", "hybrid"):
-        system, constant = urial_set()
-        chat_kwargs.setdefault("system_prompt", system)
-        if mode in ("constant", "hybrid"):
-            chat_kwargs.setdefault("constant_demos", list(constant))
-    return ChatICAlign(llm=llm, selector=selector, **chat_kwargs)
-
-
-def _refuse_unknown(
-    owner: str, model: type[BaseModel], given: dict[str, Any], *, exclude: set[str]
-) -> None:
-    """Raise `TypeError` for keys of `given` that are not arguments of `model`.
-
-    Raises:
-        TypeError: Naming the unknown keys and, for each, the closest known one.
-    """
-    known = {
-        key
-        for name, field in model.model_fields.items()
-        for key in (name, field.alias)
-        if key is not None and name not in exclude
-    }
-    unknown = sorted(set(given) - known)
-    if not unknown:
-        return
-    hints = []
-    for key in unknown:
-        close = difflib.get_close_matches(key, sorted(known), n=1)
-        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    msg = f"unexpected keyword argument(s) for {owner}: {', '.join(hints)}"
-    raise TypeError(msg)

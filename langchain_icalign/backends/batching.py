@@ -14,16 +14,18 @@ vectors as `embed_query` (see `embeds_queries_as_documents`).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from langchain_core.embeddings import Embeddings
+from langchain_core.runnables.config import RunnableConfig, get_config_list
 
-from langchain_icalign.generation import Generation, GenerationBackend, GenerationParams
+from langchain_icalign.backends.base import Generation, GenerationBackend, GenerationParams
 
 __all__ = ["ACTIVE_WINDOW", "BatchWindow", "embed_queries", "embeds_queries_as_documents"]
 
@@ -101,6 +103,24 @@ class BatchWindow:
         self._pending: list[_Request] = []
         self._last_arrival = time.monotonic()
         self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Around an input's preparation: an input that fails there is withdrawn."""
+        try:
+            yield
+        except BaseException:
+            self.withdraw()
+            raise
+
+    def configs(
+        self, config: RunnableConfig | list[RunnableConfig] | None, count: int
+    ) -> list[RunnableConfig]:
+        """The batch's configs, each running up to `capacity` inputs at once."""
+        return [
+            RunnableConfig(**{**c, "max_concurrency": self.capacity})  # type: ignore[typeddict-item]
+            for c in get_config_list(config, count)
+        ]
 
     def withdraw(self) -> None:
         """An input that will not submit (it failed while preparing its prompt)."""

@@ -18,10 +18,12 @@ import copy
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.utils.json import parse_partial_json
+
+# The contract between tools and backends; it lives with the backend contract.
+from langchain_icalign.backends.base import Grammar
 
 __all__ = [
     "MAX_ITEMS",
@@ -70,24 +72,6 @@ _CHILD_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _CHILD_MAPS = ("properties", "$defs", "definitions", "patternProperties")
 _CHILD_SCHEMAS = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
 _UNBOUNDED_STRING = ("maxLength", "enum", "const", "pattern", "format")
-
-
-@dataclass(frozen=True)
-class Grammar:
-    """What the answer must follow where the backend can constrain decoding.
-
-    Attributes:
-        source: The llguidance grammar (Lark with inline `%json` schemas).
-        forced: Text of the grammar's language that the prompt's answer prefix already
-            holds (the grammar reads it before the first generated token).
-        after: When set, the answer is free until it holds this text; the grammar then
-            applies to what follows it (a tool call the model chose to open). None: from
-            the first token.
-    """
-
-    source: str
-    forced: str = ""
-    after: str | None = None
 
 
 def _types(node: dict[str, Any]) -> set[str]:
