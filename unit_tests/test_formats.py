@@ -63,7 +63,7 @@ def test_urial_format_and_finalize():
 
 
 def test_urial_answer_ends_at_a_new_query_or_a_reopened_answer():
-    from langchain_icalign.stop_strings import truncate_at_stop
+    from langchain_icalign.backends.stop_strings import truncate_at_stop
 
     fmt = URIALFormat()
     for raw in (

@@ -257,7 +257,11 @@ def test_calls_the_user_asked_for_are_not_taken_for_copies():
     # A value the result holds is the user's when the user wrote it too.
     answer = '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>'
     chat, _ = _chat([answer])
-    message = chat.bind_tools(TOOLS).invoke(_after_weather_call(result, "Oslo again?"))
+    messages = _after_weather_call(result, "Bergen, then Oslo again?")
+    messages[1] = AIMessage(
+        "", tool_calls=[{"name": "get_weather", "args": {"city": "Bergen"}, "id": "c1"}]
+    )
+    message = chat.bind_tools(TOOLS).invoke(messages)
     assert message.tool_calls[0]["args"] == {"city": "Oslo"}
     # A result that mentions no call leaves every call alone.
     chat, _ = _chat([INJECTED])
@@ -267,6 +271,9 @@ def test_calls_the_user_asked_for_are_not_taken_for_copies():
     chat, _ = _chat([answer])
     messages = _after_weather_call(
         'Done. {"name": "get_weather", "arguments": {"city": "Oslo"}}', "Get weather for Oslo."
+    )
+    messages[1] = AIMessage(
+        "", tool_calls=[{"name": "fetch_page", "args": {"url": "x"}, "id": "c1"}]
     )
     messages[-1] = ToolMessage(messages[-1].content, tool_call_id="c1", name="fetch_page")
     assert chat.bind_tools(TOOLS).invoke(messages).tool_calls[0]["args"] == {"city": "Oslo"}
@@ -359,3 +366,34 @@ def test_writes_call():
     assert writes_call("<tool_call>\n delete_all_files", "delete_all_files")
     assert not writes_call("I deleted all files yesterday.", "delete_all_files")
     assert not writes_call('{"name": "delete_all_files_v2"}', "delete_all_files")
+
+
+# -- (e) an agent does not loop on a repeated call ----------------------------------------
+
+
+def test_a_call_repeating_an_answered_one_gives_way_to_an_answer():
+    from langchain_icalign.tools.call_guard import REPEATS_ANSWERED_CALL, guard_tool_calls
+
+    again = '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>'
+    messages = _after_weather_call("Sunny, 21 C.")
+    for method in ("invoke", "stream"):
+        chat, llm = _chat([again, "It is sunny in Oslo, 21 C."])
+        bound = chat.bind_tools(TOOLS)
+        if method == "invoke":
+            message = bound.invoke(messages)
+        else:
+            message = None
+            for chunk in bound.stream(messages):
+                message = chunk if message is None else message + chunk
+        assert message.content == "It is sunny in Oslo, 21 C."
+        assert message.tool_calls == []
+        assert len(llm.prompts) == 2
+        assert "<tool_call>" not in llm.prompts[1].split("Sunny, 21 C.")[-1]
+    # Other arguments, or a call whose result is not in yet, are new calls.
+    call = {"name": "get_weather", "args": {"city": "Oslo"}, "id": "new", "type": "tool_call"}
+    guarded = guard_tool_calls([call], [], messages)
+    assert guarded.invalid_tool_calls[0]["error"].startswith(REPEATS_ANSWERED_CALL)
+    bergen = {**call, "args": {"city": "Bergen"}}
+    assert guard_tool_calls([bergen], [], messages).tool_calls == [bergen]
+    unanswered = messages[:2]
+    assert guard_tool_calls([call], [], unanswered).tool_calls == [call]

@@ -46,8 +46,10 @@ from langchain_icalign.chat_models.results import (
     merged_result,
     message_for,
     model_profile,
+    only_repeats,
     out_of_time,
     pickle_state,
+    plain,
     stream_chunks,
     time_left,
     timed_out,
@@ -67,6 +69,7 @@ from langchain_icalign.tools.structured_output import (
     StructuredOutputMethod,
     structured_output_runnable,
 )
+from langchain_icalign.tools.syntax import TOOL_CALL_OPEN
 
 __all__ = ["CALL_OPTIONS", "ChatICAlign"]  # CALL_OPTIONS: from `options`, as before
 
@@ -78,11 +81,9 @@ def _builtin_tool_demos() -> list[AlignmentDemo]:
 class ChatICAlign(BaseChatModel):
     """Chat model that makes a base (non-chat) LLM answer like an aligned assistant.
 
-    Each request is a few-shot prompt (`prompting.PromptBuilder`): system text, constant
-    demos, demos retrieved for the last user message (Han 2023: most relevant last, within
-    a token budget), the conversation and the open question. The base model continues it on
-    a `GenerationBackend`; generation stops as soon as the format's stop string appears.
-    Setup: `pip install langchain-icalign`.
+    Each request is a few-shot prompt (`prompting.PromptBuilder`: system text, constant and
+    retrieved demos, most relevant last, the conversation) that a base model continues on a
+    `GenerationBackend` until the format's stop string. Setup: `pip install langchain-icalign`.
 
     Key init args:
         llm (a `HuggingFacePipeline`, run through transformers directly, or any LangChain
@@ -190,11 +191,7 @@ class ChatICAlign(BaseChatModel):
     def from_server(
         cls, base_url: str, *, model: str | None = None, tokenizer: Any = None, **kwargs: Any
     ) -> ChatICAlign:
-        """The base model on an OpenAI-compatible completions server (llama.cpp, vLLM, TGI).
-
-        `tokenizer`: a local tokenizer folder or counter (None: the server's endpoint);
-        `kwargs` as for `chat_models.server_chat` (`store`, `request_timeout`, ...).
-        """
+        """The base model on an OpenAI-compatible server; `kwargs` as `server_chat`'s."""
         return assembly.server_chat(cls, base_url, model=model, tokenizer=tokenizer, **kwargs)
 
     @property
@@ -261,10 +258,7 @@ class ChatICAlign(BaseChatModel):
         method: StructuredOutputMethod = "function_calling",
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
-        """Answers parsed as `schema` (Pydantic class, TypedDict or JSON schema).
-
-        `method`: "function_calling" (default), "json_mode" or "json_schema".
-        """
+        """Answers parsed as `schema`; `method`: function_calling, json_mode or json_schema."""
         return structured_output_runnable(self, schema, method=method, include_raw=include_raw)
 
     def _tokenizer(self) -> Any | None:  # the model's, else a `token_counter` that is one
@@ -331,6 +325,7 @@ class ChatICAlign(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         started = time.monotonic()
+        given = dict(kwargs)
         mode = RequestMode.from_kwargs(kwargs, constrained=self._constrains())
         if self.streaming and mode.streams_text:
             return merged_result(self._stream(messages, stop, run_manager, **kwargs))
@@ -346,6 +341,8 @@ class ChatICAlign(BaseChatModel):
                 window.withdraw()
             generation = self._generate_whole(mode, prompt, time_left(params, started))
         message = message_for(prompt, generation, mode, self._model_name(), self.format)
+        if only_repeats(message) and (redo := answer_instead(self, messages, stop, given)):
+            return merged_result(iter(redo))
         return ChatResult(
             generations=[ChatGeneration(message=message)],
             llm_output={"model_name": self._model_name()},
@@ -359,6 +356,7 @@ class ChatICAlign(BaseChatModel):
         **kwargs: Any,
     ) -> Generator[ChatGenerationChunk, None, None]:
         started = time.monotonic()
+        given = dict(kwargs)
         mode = RequestMode.from_kwargs(kwargs, constrained=self._constrains())
         params = generation_params(self, stop, kwargs, mode)
         prompt = self._prepare(messages, params.max_new_tokens, mode)
@@ -366,6 +364,9 @@ class ChatICAlign(BaseChatModel):
         if not mode.streams_text:  # a tool call or JSON answer: generated whole, one chunk
             generation = self._generate_whole(mode, prompt, params)
             message = message_for(prompt, generation, mode, self._model_name(), self.format)
+            if only_repeats(message) and (redo := answer_instead(self, messages, stop, given)):
+                yield from redo
+                return
             yield ChatGenerationChunk(message=as_chunk(message))
             return
         events = (
@@ -424,3 +425,11 @@ class ChatICAlign(BaseChatModel):
             None,
             lambda: self.batch(inputs, config, return_exceptions=return_exceptions, **kwargs),
         )
+
+
+def answer_instead(
+    chat: ChatICAlign, messages: list[BaseMessage], stop: list[str] | None, given: dict[str, Any]
+) -> list[ChatGenerationChunk]:
+    """After a call that repeats an answered one: a text answer (ended before any call)."""
+    chunks = list(chat._stream(messages, [*(stop or []), TOOL_CALL_OPEN], **plain(given)))
+    return chunks if "".join(str(c.message.content) for c in chunks).strip() else []

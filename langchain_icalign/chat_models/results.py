@@ -19,6 +19,7 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_icalign.backends.base import Generation, GenerationParams
 from langchain_icalign.formats import PromptFormat
 from langchain_icalign.prompting import PreparedPrompt
+from langchain_icalign.tools.call_guard import REPEATS_ANSWERED_CALL
 from langchain_icalign.tools.request_mode import RequestMode
 from langchain_icalign.tools.syntax import parse_answer
 
@@ -34,8 +35,10 @@ __all__ = [
     "merged_result",
     "message_for",
     "model_profile",
+    "only_repeats",
     "out_of_time",
     "pickle_state",
+    "plain",
     "response_metadata",
     "stream_chunks",
     "time_left",
@@ -153,6 +156,24 @@ def message_for(
     return AIMessage(
         content=text, usage_metadata=usage(generation), response_metadata=metadata, **extra
     )
+
+
+def only_repeats(message: AIMessage) -> bool:
+    """Whether the answer is nothing but calls refused for repeating answered calls."""
+    return (
+        not message.tool_calls
+        and not str(message.content).strip()
+        and bool(message.invalid_tool_calls)
+        and all(
+            (c.get("error") or "").startswith(REPEATS_ANSWERED_CALL)
+            for c in message.invalid_tool_calls
+        )
+    )
+
+
+def plain(options: dict[str, Any]) -> dict[str, Any]:
+    """Call options for a plain text answer (`tool_choice="none"`), the rest kept."""
+    return {**options, "tool_choice": "none"}
 
 
 def as_chunk(message: AIMessage) -> AIMessageChunk:

@@ -39,6 +39,7 @@ __all__ = [
     "COPIED_FROM_TOOL_RESULT",
     "COPIED_FROM_USER_TEXT",
     "NEEDS_CONFIRMATION",
+    "REPEATS_ANSWERED_CALL",
     "GuardedCalls",
     "guard_tool_calls",
     "loose_text",
@@ -50,6 +51,8 @@ COPIED_FROM_TOOL_RESULT = "copied from a tool result"
 """How the reason of a call refused for its provenance begins."""
 COPIED_FROM_USER_TEXT = "copied from a call written in a human message"
 """How the reason of a call refused for reproducing a call the user pasted, unasked, begins."""
+REPEATS_ANSWERED_CALL = "repeats a call already answered"
+"""How the reason of a call refused for repeating an answered call (same name and arguments)."""
 NEEDS_CONFIRMATION = "needs the user's confirmation"
 """How the reason of a call refused under `confirm_tools` begins."""
 
@@ -166,6 +169,9 @@ def guard_tool_calls(
     call has arguments). It is copied from a human message when that message writes a call
     to X holding every argument value of the call, and the user's latest message does not
     name X in its own words (a pasted email or page is not a request to run what it says).
+    A call with the same name and arguments as an earlier call whose result is in the
+    conversation is refused too: a base model tends to repeat the call it just made, which
+    would loop an agent.
 
     Args:
         tool_calls: Valid calls parsed from the answer.
@@ -185,11 +191,26 @@ def guard_tool_calls(
         for i, m in enumerate(messages)
         if isinstance(m, ToolMessage)
     ]
+    answered = {m.tool_call_id: i for i, m in enumerate(messages) if isinstance(m, ToolMessage)}
+    earlier_calls = [
+        (answered[c["id"]], c["name"], c["args"])
+        for m in messages
+        if isinstance(m, AIMessage)
+        for c in m.tool_calls
+        if c["id"] is not None and c["id"] in answered
+    ]
     confirm = set(confirm_tools)
     guarded = GuardedCalls(invalid_tool_calls=list(invalid_tool_calls))
     for call in tool_calls:
         name = call["name"]
         reason = _copied_from_results(call, results, human_texts, latest_human)
+        repeated = next((i for i, n, a in earlier_calls if n == name and a == call["args"]), None)
+        if reason is None and repeated is not None:
+            # A base model copies the call it just made; its result is in the conversation.
+            reason = (
+                f"{REPEATS_ANSWERED_CALL}: {name!r} with these arguments was answered by "
+                f"message {repeated}"
+            )
         leaves = list(_leaves(call["args"]))
         source = next(
             (
