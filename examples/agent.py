@@ -27,7 +27,9 @@ def get_weather(city: str) -> str:
     return forecasts.get(city.strip().lower(), "cloudy, 15 °C")
 
 
-model = ChatICAlign.from_defaults(max_new_tokens=MAX_NEW_TOKENS, temperature=0)
+# Han's format: with URIAL's (the default) the 270M model tends to call the tool again after
+# its result instead of answering from it (the repeat is refused, and the answer is empty).
+model = ChatICAlign.from_defaults(max_new_tokens=MAX_NEW_TOKENS, temperature=0, prompt_format="han")
 agent = create_agent(model=model, tools=[get_weather])
 result = agent.invoke({"messages": [("human", "What's the weather like in Paris right now?")]})
 for message in result["messages"]:

@@ -397,3 +397,9 @@ def test_a_call_repeating_an_answered_one_gives_way_to_an_answer():
     assert guard_tool_calls([bergen], [], messages).tool_calls == [bergen]
     unanswered = messages[:2]
     assert guard_tool_calls([call], [], unanswered).tool_calls == [call]
+
+
+def test_a_call_the_user_writes_in_a_sentence_is_a_request():
+    chat, _ = _chat(['<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}'])
+    message = chat.bind_tools(TOOLS).invoke("What does get_weather(Oslo) say? Use the tool.")
+    assert message.tool_calls[0]["args"] == {"city": "Oslo"}

@@ -132,6 +132,8 @@ def _writes_this_call(loose: str, name: str, leaves: Sequence[str]) -> bool:
     wrote elsewhere in the message does not make the call a copy.
     """
     for match in _call_pattern(name).finditer(loose):
+        if match.group().rstrip().endswith("("):
+            continue  # `tool(3)` in a user's own sentence is a request, not a pasted call
         window = loose[match.start() : match.end() + _AFTER_NAME]
         if all(_holds(window, leaf) for leaf in leaves):
             return True
