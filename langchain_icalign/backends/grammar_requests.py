@@ -14,11 +14,12 @@ constrains a whole request, not a part of one. So an answer under a `Grammar`:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 from langchain_icalign.backends.base import Generation, GenerationParams, Grammar
 from langchain_icalign.backends.gbnf import matches, to_gbnf
+from langchain_icalign.backends.stop_strings import without_stop_strings
 
 __all__ = ["RETRY_TEMPERATURE", "GrammarRequests"]
 
@@ -46,6 +47,25 @@ class GrammarRequests:
     free_events: FreeEvents
     count_tokens: Callable[[str], int]
     takes_grammar: bool = True
+
+    def answer(self, prompt: str, params: GenerationParams) -> Generation:
+        """The whole answer: under `params.grammar` when set, else one free request."""
+        if params.grammar is not None:
+            return self.generate(prompt, params, params.grammar)
+        return self.run(prompt, params, None)
+
+    def stream(self, prompt: str, params: GenerationParams) -> Iterator[str | Generation]:
+        """Text as it comes (never part of a stop string), then the `Generation`.
+
+        A constrained answer is only meaningful whole: it comes as one piece.
+        """
+        if params.grammar is not None:
+            result = self.answer(prompt, params)
+            if result.text:
+                yield result.text
+            yield result
+            return
+        yield from without_stop_strings(self.free_events(prompt, params), params.stop)
 
     def generate(self, prompt: str, params: GenerationParams, grammar: Grammar) -> Generation:
         """The answer to `prompt` under `grammar` (see the module notes)."""

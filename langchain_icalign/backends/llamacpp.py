@@ -33,7 +33,7 @@ from langchain_icalign.backends.base import (
     reading_chunks,
 )
 from langchain_icalign.backends.grammar_requests import GrammarRequests
-from langchain_icalign.backends.stop_strings import truncate_answer, without_stop_strings
+from langchain_icalign.backends.stop_strings import truncate_answer
 
 __all__ = ["LlamaCppBackend"]
 
@@ -243,20 +243,12 @@ class LlamaCppBackend(GenerationBackend):
         return result
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:  # noqa: D102
-        if params.grammar is not None:
-            return self._grammar_requests.generate(prompt, params, params.grammar)
-        return self._run(prompt, params, None)
+        return self._grammar_requests.answer(prompt, params)
 
     def stream(  # noqa: D102
         self, prompt: str, params: GenerationParams
     ) -> Iterator[str | Generation]:
-        if params.grammar is not None:  # a constrained answer is only meaningful whole
-            result = self.generate(prompt, params)
-            if result.text:
-                yield result.text
-            yield result
-            return
-        yield from without_stop_strings(self._events(prompt, params, None), params.stop)
+        yield from self._grammar_requests.stream(prompt, params)
 
     def generate_batch(  # noqa: D102
         self, prompts: Sequence[str], params: GenerationParams

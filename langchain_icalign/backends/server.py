@@ -45,7 +45,7 @@ from langchain_icalign.backends.base import (
 )
 from langchain_icalign.backends.grammar_requests import GrammarRequests
 from langchain_icalign.backends.server_tokens import ServerTokenCounter
-from langchain_icalign.backends.stop_strings import truncate_answer, without_stop_strings
+from langchain_icalign.backends.stop_strings import truncate_answer
 from langchain_icalign.errors import ModelServerError
 from langchain_icalign.neutralizing import control_tokens
 
@@ -305,17 +305,9 @@ class ServerBackend(GenerationBackend):
         return result
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:  # noqa: D102
-        if params.grammar is not None:
-            return self._grammar_requests.generate(prompt, params, params.grammar)
-        return self._run(prompt, params, None)
+        return self._grammar_requests.answer(prompt, params)
 
     def stream(  # noqa: D102
         self, prompt: str, params: GenerationParams
     ) -> Iterator[str | Generation]:
-        if params.grammar is not None:  # a constrained answer is only meaningful whole
-            result = self.generate(prompt, params)
-            if result.text:
-                yield result.text
-            yield result
-            return
-        yield from without_stop_strings(self._events(prompt, params, None), params.stop)
+        yield from self._grammar_requests.stream(prompt, params)
