@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -35,16 +35,6 @@ WEATHER = {
 }
 
 
-class ServerChat(ChatICAlign):
-    """`ChatICAlign` on the session's server, constructible from plain arguments."""
-
-    server_backend: ClassVar[Any] = None
-
-    def model_post_init(self, context: Any) -> None:
-        super().model_post_init(context)
-        self._backend = type(self).server_backend
-
-
 @pytest.fixture(scope="module")
 def selector(server_backend, embeddings):
     from langchain_icalign.defaults import default_store
@@ -58,8 +48,9 @@ def selector(server_backend, embeddings):
 
 @pytest.fixture(scope="module")
 def chat(server_backend, selector):
-    ServerChat.server_backend = server_backend
-    return ServerChat(selector=selector, temperature=0, max_tokens=24, seed=0)
+    return ChatICAlign(
+        backend=server_backend, selector=selector, temperature=0, max_tokens=24, seed=0
+    )
 
 
 def test_invoke_reports_the_servers_usage_and_exact_prompt_tokens(chat, server_backend):
@@ -139,8 +130,7 @@ def test_a_server_stopped_mid_answer_gives_a_clear_error_not_a_hang():
 
 @pytest.fixture(scope="module")
 def standard_params(server_backend, selector) -> dict[str, Any]:
-    ServerChat.server_backend = server_backend
-    return {"selector": selector}
+    return {"backend": server_backend, "selector": selector}
 
 
 class TestChatICAlignOnServer(ICAlignStandardTests):
@@ -150,7 +140,7 @@ class TestChatICAlignOnServer(ICAlignStandardTests):
 
     @property
     def chat_model_class(self) -> type[ChatICAlign]:
-        return ServerChat
+        return ChatICAlign
 
     @pytest.mark.xfail(
         reason="model quality, not mechanics: the 270M-parameter default model may write "

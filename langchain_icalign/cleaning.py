@@ -1,9 +1,10 @@
 """Cleaning a demo pool: length bounds, duplicates, near-duplicates, decontamination.
 
-Each step returns a `CleaningReport` with the demos it kept and, for each one it dropped,
-the reason and what it matched, so nothing disappears silently. Near-duplicates are found
-by cosine similarity of embeddings on unit-length numpy vectors, compared in batches
-(`similarity`: a 100k pool is feasible on a laptop CPU once embedded).
+Each step returns a `CleaningReport` (`cleaning_report`) with the demos it kept and, for
+each one it dropped, the reason and what it matched, so nothing disappears silently.
+`clean_demos` runs the steps in order: exact and near duplicates are `deduplication`'s,
+decontamination is `decontamination`'s, the length bounds are here; every step is
+importable from this module.
 
 Example:
     ```python
@@ -23,17 +24,26 @@ Example:
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from tqdm.auto import tqdm
 
-from langchain_icalign.demos import AlignmentDemo, normalize_text
+from langchain_icalign.cleaning_report import (
+    CONTAMINATED,
+    DUPLICATE,
+    NEAR_CONTAMINATED,
+    NEAR_DUPLICATE,
+    TOO_LONG,
+    TOO_SHORT,
+    CleaningReport,
+    Dropped,
+)
+from langchain_icalign.cleaning_texts import demo_messages, match_key
+from langchain_icalign.decontamination import decontaminate
+from langchain_icalign.deduplication import drop_exact_duplicates, drop_near_duplicates
+from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.similarity import (
     demo_vectors,
     embed_matrix,
@@ -63,91 +73,11 @@ __all__ = [
     "text_to_embed",
 ]
 
-DUPLICATE = "duplicate"
-NEAR_DUPLICATE = "near duplicate"
-TOO_SHORT = "too short"
-TOO_LONG = "too long"
-CONTAMINATED = "contaminated"
-NEAR_CONTAMINATED = "near-contaminated"
-
-_NOT_WORD = re.compile(r"[^\w\s]+")
-_SPACE = re.compile(r"\s+")
-
-
-def match_key(text: str) -> str:
-    """Text normalised for matching: NFKC, case-folded, punctuation dropped, spaces collapsed."""
-    text = unicodedata.normalize("NFKC", normalize_text(text)).casefold()
-    return _SPACE.sub(" ", _NOT_WORD.sub(" ", text)).strip()
-
-
-@dataclass(frozen=True)
-class Dropped:
-    """A demo left out, why, and what it matched."""
-
-    demo: AlignmentDemo
-    reason: str
-    detail: str = ""
-
-
-@dataclass
-class CleaningReport:
-    """What a cleaning step kept and dropped.
-
-    Attributes:
-        kept: Demos kept, in their original order.
-        dropped: Demos dropped, with reasons, in the order they were dropped.
-    """
-
-    kept: list[AlignmentDemo] = field(default_factory=list)
-    dropped: list[Dropped] = field(default_factory=list)
-
-    def counts(self) -> Counter[str]:
-        """Dropped demos counted by reason."""
-        return Counter(item.reason for item in self.dropped)
-
-    def then(self, later: CleaningReport) -> CleaningReport:
-        """This step followed by a `later` step run on this step's `kept`."""
-        return CleaningReport(kept=later.kept, dropped=[*self.dropped, *later.dropped])
-
-    def summary(self) -> str:
-        """One line: kept, and dropped by reason."""
-        parts = [f"kept {len(self.kept)}"]
-        parts += [f"{count} {reason}" for reason, count in sorted(self.counts().items())]
-        return ", ".join(parts)
-
-
-def _messages(demo: AlignmentDemo) -> list[str]:
-    texts = [text for turn in demo.turns for text in turn]
-    return [*texts, demo.prompt, demo.response]
-
-
-def _user_messages(demo: AlignmentDemo) -> list[str]:
-    return [*(user for user, _ in demo.turns), demo.prompt]
-
-
-def _preview(text: str, size: int = 60) -> str:
-    flat = _SPACE.sub(" ", text).strip()
-    return repr(flat if len(flat) <= size else flat[: size - 1] + "…")
-
-
-def drop_exact_duplicates(demos: Sequence[AlignmentDemo]) -> CleaningReport:
-    """Keep the first of demos whose messages match after `match_key` normalisation."""
-    report = CleaningReport()
-    first: dict[tuple[str, ...], AlignmentDemo] = {}
-    for demo in demos:
-        key = tuple(match_key(text) for text in _messages(demo))
-        if key in first:
-            report.dropped.append(Dropped(demo, DUPLICATE, f"same as demo {first[key].id}"))
-            continue
-        first[key] = demo
-        report.kept.append(demo)
-    return report
-
 
 def demo_tokens(demo: AlignmentDemo, token_counter: TokenCounterLike) -> int:
     """Tokens in all of a demo's messages (earlier turns, prompt and response)."""
     count = as_token_counter(token_counter)
-    return sum(count(text) for text in _messages(demo))
+    return sum(count(text) for text in demo_messages(demo))
 
 
 def filter_token_length(
@@ -183,155 +113,6 @@ def filter_token_length(
             report.dropped.append(Dropped(demo, TOO_LONG, f"{tokens} > {max_tokens} tokens"))
         else:
             report.kept.append(demo)
-    return report
-
-
-def drop_near_duplicates(
-    demos: Sequence[AlignmentDemo],
-    *,
-    threshold: float,
-    embeddings: Embeddings | None = None,
-    vectors: np.ndarray | None = None,
-    existing: np.ndarray | None = None,
-    embed: str = "prompt",
-    batch_size: int = 256,
-    show_progress: bool = False,
-) -> CleaningReport:
-    """Greedily keep demos whose prompt embedding is below `threshold` cosine to every kept one.
-
-    Demos are taken in order; a demo is dropped when it is at least `threshold` similar to
-    a demo kept before it, or to a row of `existing` (e.g. the vectors already in a store).
-    Work is O(n x kept) dot products done in numpy batches; memory stays O(batch x 16k).
-
-    Args:
-        demos: The demos.
-        threshold: Cosine similarity at or above which two demos are near-duplicates.
-        embeddings: Embeddings for the demos' texts (unless `vectors` is given).
-        vectors: Unit-length vectors of the demos, one row each.
-        existing: Unit-length vectors that count as already kept.
-        embed: What is compared: the `"prompt"` or the `"prompt_response"`.
-        batch_size: Demos compared (and embedded) per batch.
-        show_progress: Show progress bars.
-
-    Raises:
-        ValueError: For a threshold outside (0, 1], or neither embeddings nor vectors.
-    """
-    if not 0.0 < threshold <= 1.0:
-        msg = f"threshold must be in (0, 1], got {threshold}"
-        raise ValueError(msg)
-    report = CleaningReport()
-    if not demos:
-        return report
-    matrix = demo_vectors(demos, vectors, embeddings, embed, batch_size, show_progress)
-    prior = existing if existing is not None and len(existing) else None
-    n_prior = 0 if prior is None else len(prior)
-    kept_vectors = np.empty((n_prior + len(demos), matrix.shape[1]), dtype=np.float32)
-    if prior is not None:
-        kept_vectors[:n_prior] = prior
-    owners: list[AlignmentDemo | None] = [None] * n_prior
-    filled = n_prior
-    limit = np.float32(threshold) - np.float32(1e-6)
-    bar = tqdm(total=len(demos), desc="Near-duplicates", unit="demo", disable=not show_progress)
-    with bar:
-        for start in range(0, len(demos), batch_size):
-            batch = matrix[start : start + batch_size]
-            best, where = max_similarity(batch, kept_vectors[:filled])
-            within = batch @ batch.T
-            local: list[int] = []
-            for i in range(len(batch)):
-                demo = demos[start + i]
-                if best[i] >= limit:
-                    owner = owners[int(where[i])]
-                    what = f"demo {owner.id}" if owner is not None else "a demo already stored"
-                    detail = f"similarity {best[i]:.3f} to {what}"
-                    report.dropped.append(Dropped(demo, NEAR_DUPLICATE, detail))
-                    continue
-                if local:
-                    scores = within[i, local]
-                    j = int(scores.argmax())
-                    if scores[j] >= limit:
-                        owner_demo = demos[start + local[j]]
-                        detail = f"similarity {scores[j]:.3f} to demo {owner_demo.id}"
-                        report.dropped.append(Dropped(demo, NEAR_DUPLICATE, detail))
-                        continue
-                local.append(i)
-                report.kept.append(demo)
-            kept_vectors[filled : filled + len(local)] = batch[local]
-            owners += [demos[start + i] for i in local]
-            filled += len(local)
-            bar.update(len(batch))
-    return report
-
-
-def decontaminate(
-    demos: Sequence[AlignmentDemo],
-    eval_prompts: Sequence[str],
-    *,
-    threshold: float | None = None,
-    embeddings: Embeddings | None = None,
-    vectors: np.ndarray | None = None,
-    embed: str = "prompt",
-    batch_size: int = 256,
-    show_progress: bool = False,
-) -> CleaningReport:
-    """Drop demos whose user messages match an evaluation prompt.
-
-    A demo is contaminated when one of its user messages equals an evaluation prompt after
-    `match_key` normalisation; with `threshold`, also when its prompt embedding is at least
-    `threshold` cosine-similar to an evaluation prompt's.
-
-    Args:
-        demos: The demos.
-        eval_prompts: The evaluation set's prompts (see `loaders.load_prompts`).
-        threshold: Cosine similarity for near-duplicate contamination; None for exact only.
-        embeddings: Embeddings for the texts (needed with `threshold`).
-        vectors: Unit-length vectors of the demos (instead of embedding them).
-        embed: What is compared: the `"prompt"` or the `"prompt_response"`.
-        batch_size: Texts embedded and compared per batch.
-        show_progress: Show progress bars.
-
-    Raises:
-        ValueError: For a threshold outside (0, 1], or a threshold without embeddings.
-    """
-    if threshold is not None and not 0.0 < threshold <= 1.0:
-        msg = f"threshold must be in (0, 1], got {threshold}"
-        raise ValueError(msg)
-    if threshold is not None and embeddings is None:
-        msg = "near-duplicate decontamination needs embeddings= (for the evaluation prompts)"
-        raise ValueError(msg)
-    keys = {match_key(prompt): prompt for prompt in eval_prompts}
-    keys.pop("", None)
-    report = CleaningReport()
-    survivors: list[int] = []
-    for index, demo in enumerate(demos):
-        hit = next((keys[k] for k in map(match_key, _user_messages(demo)) if k in keys), None)
-        if hit is not None:
-            detail = f"matches evaluation prompt {_preview(hit)}"
-            report.dropped.append(Dropped(demo, CONTAMINATED, detail))
-        else:
-            survivors.append(index)
-    if threshold is None or not survivors or not eval_prompts:
-        report.kept = [demos[i] for i in survivors]
-        return report
-    assert embeddings is not None  # checked above, for mypy
-    prompts = list(dict.fromkeys(eval_prompts))
-    eval_vectors = embed_matrix(embeddings, prompts, batch_size=batch_size)
-    if vectors is not None:
-        matrix = np.asarray(vectors, dtype=np.float32)[survivors]
-    else:
-        matrix = demo_vectors(
-            [demos[i] for i in survivors], None, embeddings, embed, batch_size, show_progress
-        )
-    limit = np.float32(threshold) - np.float32(1e-6)
-    for start in range(0, len(survivors), batch_size):
-        best, where = max_similarity(matrix[start : start + batch_size], eval_vectors)
-        for offset, (score, arg) in enumerate(zip(best, where, strict=True)):
-            demo = demos[survivors[start + offset]]
-            if score >= limit:
-                detail = f"similarity {score:.3f} to evaluation prompt {_preview(prompts[arg])}"
-                report.dropped.append(Dropped(demo, NEAR_CONTAMINATED, detail))
-            else:
-                report.kept.append(demo)
     return report
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_icalign.backends.base import GenerationBackend
+from langchain_icalign.backends.batching import BatchingBackend
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation, PromptFormat
 from langchain_icalign.messages import message_text, messages_to_conversation
@@ -69,8 +70,8 @@ class PromptBuilder:
        `RequestMode` (tool descriptions or the JSON instruction, a forced answer prefix).
     2. The demo budget: the selector's `max_tokens`, narrowed so that the conversation, the
        constant demos and `max_new_tokens` fit the backend's context window.
-    3. Selection: the selector retrieves and packs demos for the last human message (a
-       vector embedded with the rest of a batch is used when given).
+    3. Selection: the selector retrieves and packs demos for the last human message (its
+       vector taken from `query_vectors` when there, embedded with the rest of a batch).
     4. Fitting: the prompt is rendered and counted; while it overshoots the window, the
        least relevant demo is dropped.
 
@@ -81,6 +82,7 @@ class PromptBuilder:
         system_prompt: System text used when the chat has none.
         constant_demos: Demos placed first on every request.
         tool_demos: Demos of the tool-call syntax (placed last when tools are bound).
+        query_vectors: Query vectors embedded ahead, by query text (a `batch`'s).
     """
 
     format: PromptFormat
@@ -89,17 +91,21 @@ class PromptBuilder:
     system_prompt: str | None = None
     constant_demos: tuple[AlignmentDemo, ...] = ()
     tool_demos: tuple[AlignmentDemo, ...] = ()
+    query_vectors: Mapping[str, list[float]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def for_chat(cls, chat: ChatICAlign) -> PromptBuilder:
-        """The builder for a chat model's current settings."""
+        """The builder for a chat model's current settings (in a `batch`, its query vectors)."""
+        backend = chat.backend
+        batched = backend.window if isinstance(backend, BatchingBackend) else None
         return cls(
             chat.format,
-            chat.backend,
+            backend,
             chat.selector,
             chat.system_prompt,
             tuple(chat.constant_demos),
             tuple(chat.tool_demos),
+            batched.query_vectors if batched is not None else {},
         )
 
     def prepare(
@@ -107,7 +113,6 @@ class PromptBuilder:
         messages: Sequence[BaseMessage],
         max_new_tokens: int,
         mode: RequestMode,
-        query_vectors: Mapping[str, list[float]] | None = None,
     ) -> PreparedPrompt:
         """The prompt for `messages`, demos selected and fitted to the window.
 
@@ -115,7 +120,6 @@ class PromptBuilder:
             messages: The chat.
             max_new_tokens: Room to leave for the answer.
             mode: The call's tools or JSON mode.
-            query_vectors: Query vectors embedded ahead (a batch), by query text.
 
         Raises:
             ContextWindowExceededError: When the conversation alone leaves no room.
@@ -139,8 +143,7 @@ class PromptBuilder:
             )
             raise ContextWindowExceededError(msg)
         query = retrieval_query(messages, conversation)
-        vector = (query_vectors or {}).get(query)
-        selected = self.select(query, room, vector)
+        selected = self.select(query, room, self.query_vectors.get(query))
         prepared = self.fit(conversation, first, selected, last, max_new_tokens)
         return dataclasses.replace(prepared, messages=tuple(messages))
 

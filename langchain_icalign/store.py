@@ -15,31 +15,23 @@ from qdrant_client import QdrantClient, models
 from tqdm.auto import tqdm
 
 from langchain_icalign.demos import AlignmentDemo, point_id_for
-from langchain_icalign.errors import (
-    StoreConnectionError,
+from langchain_icalign.store_collection import (
+    check_store_arguments,
+    check_vector_sizes,
+    open_collection,
+    upsert_demos,
 )
-from langchain_icalign.local_search import local_exact_search
-from langchain_icalign.store_integrity import (
-    CountRecord,
-    open_client,
-)
+from langchain_icalign.store_integrity import CountRecord, open_client
 from langchain_icalign.store_schema import (
     CONTENT_KEY,
     METADATA_KEY,
     DemoFilter,
-    check_collection_record,
-    collection_record,
     demo_from_payload,
-    demo_point,
     embedding_model_name,
-    nearest_query,
-    payload_metadata,
-    qdrant_filter,
 )
+from langchain_icalign.store_search import ScoredDemo, search_collection
 
 __all__ = ["DemoFilter", "DemoStore", "ScoredDemo", "embedding_model_name"]
-
-ScoredDemo = tuple[AlignmentDemo, float]
 
 
 class DemoStore:
@@ -121,27 +113,21 @@ class DemoStore:
         collection_options: dict[str, Any] | None = None,
         **client_kwargs: Any,
     ) -> None:
-        if embed not in ("prompt", "prompt_response"):
-            msg = f"embed must be 'prompt' or 'prompt_response', got {embed!r}"
-            raise ValueError(msg)
-        if not collection_name.strip():
-            msg = f"collection_name is empty ({collection_name!r}); give the collection a name"
-            raise ValueError(msg)
+        check_store_arguments(
+            embed=embed,
+            collection_name=collection_name,
+            collection_options=collection_options,
+            client=client,
+            where=(location, path, url, api_key),
+        )
         self.embeddings = embeddings
         self.collection_name = collection_name
-        reserved = {"collection_name", "vectors_config", "metadata"} & set(collection_options or {})
-        if reserved:
-            msg = f"collection_options cannot set {sorted(reserved)}: the store sets them"
-            raise ValueError(msg)
         self.collection_options = dict(collection_options or {})
         self.embed = embed
         self.embedding_name = embedding_name or embedding_model_name(embeddings)
         self._where = str(url or path or location or "the given client")
         self._lock = threading.RLock()
         self.closed = False
-        if client is not None and any(v is not None for v in (location, path, url, api_key)):
-            msg = "pass either client= or location/path/url/api_key, not both"
-            raise ValueError(msg)
         self._folder = Path(path) if path is not None else None
         self._counts = CountRecord(self._folder) if self._folder is not None else None
         self.client = (
@@ -150,7 +136,15 @@ class DemoStore:
             else open_client(location, path, url, api_key, timeout, client_kwargs)
         )
         try:
-            self.vector_size = self._open_collection()
+            self.vector_size = open_collection(
+                self.client,
+                collection_name,
+                embeddings,
+                record={"embedding_model": self.embedding_name, "embed": embed},
+                where=self._where,
+                options=self.collection_options,
+                counts=self._counts,
+            )
         except BaseException:
             if client is None:  # a local folder stays locked until its client is closed
                 self.client.close()
@@ -165,55 +159,12 @@ class DemoStore:
             validate_collection_config=False,
         )
 
-    # -- opening ---------------------------------------------------------------------------
-
-    def _open_collection(self) -> int:
-        try:
-            exists = self.client.collection_exists(self.collection_name)
-        except Exception as error:  # network errors come in many types
-            msg = f"cannot reach Qdrant at {self._where}: {error}"
-            raise StoreConnectionError(msg) from error
-        expected = {"embedding_model": self.embedding_name, "embed": self.embed}
-        if not exists:
-            self._refuse_lost_collection()
-            size = len(self.embeddings.embed_query("vector size probe"))
-            self.client.create_collection(
-                self.collection_name,
-                vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE),
-                metadata=collection_record(expected, size),
-                **self.collection_options,
-            )
-            self._check_count()  # a storage file left behind is read back in
-            return size
-        info = self.client.get_collection(self.collection_name)
-        probe = check_collection_record(
-            info,
-            f"{self.collection_name!r} at {self._where}",
-            expected,
-            lambda: len(self.embeddings.embed_query("vector size probe")),
-        )
-        self._check_count()
-        return probe
-
-    def _refuse_lost_collection(self) -> None:
-        if self._counts is not None:
-            self._counts.refuse_lost(self.collection_name)
-
-    def _check_count(self) -> None:
-        if self._counts is not None:
-            self._counts.check(self.collection_name, self.count())
+    # -- writing ---------------------------------------------------------------------------
 
     def _record_count(self) -> None:
         if self._counts is not None:
             with self._lock:  # counted and written in the order the changes were made
                 self._counts.write(self.collection_name, self.count())
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def _text_to_embed(self, demo: AlignmentDemo) -> str:
-        if self.embed == "prompt_response":
-            return f"{demo.prompt}\n\n{demo.response}"
-        return demo.prompt
 
     def add_demos(
         self,
@@ -243,35 +194,13 @@ class DemoStore:
             unique.setdefault(demo.id, demo)
         items = list(unique.values())
         given = vectors or {}
-        for demo_id in unique.keys() & given.keys():
-            if len(given[demo_id]) != self.vector_size:
-                msg = (
-                    f"the vector given for demo {demo_id} has size {len(given[demo_id])}; "
-                    f"collection {self.collection_name!r} holds vectors of size "
-                    f"{self.vector_size}"
-                )
-                raise ValueError(msg)
+        check_vector_sizes(given, list(unique), self.vector_size, self.collection_name)
         bar = tqdm(total=len(items), desc="Indexing demos", unit="demo", disable=not show_progress)
         with bar:
             for start in range(0, len(items), batch_size):
                 batch = items[start : start + batch_size]
-                ready = [d for d in batch if d.id in given]
-                fresh = [d for d in batch if d.id not in given]
                 with self._lock:
-                    if ready:
-                        self.client.upsert(
-                            self.collection_name,
-                            points=[
-                                demo_point(d, self._text_to_embed(d), given[d.id]) for d in ready
-                            ],
-                        )
-                    if fresh:
-                        self.vectorstore.add_texts(
-                            [self._text_to_embed(d) for d in fresh],
-                            metadatas=[payload_metadata(d) for d in fresh],
-                            ids=[d.point_id for d in fresh],
-                            batch_size=batch_size,
-                        )
+                    upsert_demos(self.vectorstore, batch, embed=self.embed, vectors=given)
                 bar.update(len(batch))
         self._record_count()
         return [d.id for d in items]
@@ -398,28 +327,17 @@ class DemoStore:
                 pure diversity.
             mmr_candidates: Candidates MMR picks from (default `4 * k`).
         """
-        if k <= 0:
-            return []
-        if mmr_lambda is None and filter is None:
-            # Local mode: one matrix-vector product over the collection's own vectors
-            # instead of Qdrant's Python brute force (same results; see local_search).
-            with self._lock:
-                found = local_exact_search(
-                    self.client, self.collection_name, vector, k, score_threshold
-                )
-            if found is not None:
-                return [(demo_from_payload(payload), score) for payload, score in found]
-        query = nearest_query(vector, mmr_lambda, mmr_candidates or 4 * k)
         with self._lock:
-            points = self.client.query_points(
+            return search_collection(
+                self.client,
                 self.collection_name,
-                query=query,
-                query_filter=qdrant_filter(filter),
-                limit=k,
-                with_payload=True,
+                vector,
+                k,
+                filter,
                 score_threshold=score_threshold,
-            ).points
-        return [(demo_from_payload(p.payload or {}), float(p.score)) for p in points]
+                mmr_lambda=mmr_lambda,
+                mmr_candidates=mmr_candidates,
+            )
 
     def close(self) -> None:
         """Close the client (releases a local store's folder lock); `closed` is then True."""

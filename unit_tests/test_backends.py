@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -17,10 +18,12 @@ from langchain_icalign.backends.base import (
     GenerationBackend,
     GenerationParams,
 )
+from langchain_icalign.backends.batching import BatchingBackend, BatchWindow
 from langchain_icalign.backends.llm import LLMBackend
 from langchain_icalign.backends.transformers import TransformersBackend
+from langchain_icalign.prompting import ContextWindowExceededError
 
-from .conftest import RecordingLLM
+from .conftest import RecordingLLM, finishes
 
 
 class ScriptedBackend(GenerationBackend):
@@ -102,6 +105,41 @@ def test_a_batch_is_decoded_together_only_where_the_backend_batches(batching: bo
     answers = chat.batch(["One?", "Two?", "Three?"])
     assert [a.content for a in answers] == ["Fine."] * 3
     assert backend.batches == ([3] if batching else [])
+
+
+def test_answers_made_in_steps_leave_the_batch_and_run_alone() -> None:
+    call = '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>'
+    backend = ScriptedBackend(call, BackendCapabilities(batching=True))
+    chat = ChatICAlign(backend=backend, temperature=0).bind_tools([get_weather])
+    answers = finishes(lambda: chat.batch(["Weather in Oslo?", "Weather in Oslo?"]))
+    assert [a.tool_calls[0]["args"] for a in answers] == [{"city": "Oslo"}] * 2
+    assert backend.batches == []  # "auto" without a grammar is a guided plan: steps run alone
+    assert len(backend.params) == 2
+
+
+def test_an_input_that_never_generates_does_not_hold_up_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A window that would wait a minute for an input that neither submits nor withdraws.
+    waiting = functools.partialmethod(BatchWindow.__init__, wait_s=60.0)
+    monkeypatch.setattr(BatchWindow, "__init__", waiting)
+    backend = ScriptedBackend("Fine.", BackendCapabilities(batching=True))
+    chat = ChatICAlign(backend=backend, context_window=40, max_new_tokens=8)
+    inputs = ["One?", "word " * 100, "Two?"]  # the second overflows the window: fails early
+    results = finishes(lambda: chat.batch(inputs, return_exceptions=True))
+    assert isinstance(results[1], ContextWindowExceededError)
+    assert [results[0].content, results[2].content] == ["Fine.", "Fine."]
+    assert backend.batches == [2]
+
+
+def test_only_the_inputs_own_chat_sees_the_batching_backend() -> None:
+    inner = ScriptedBackend("x", BackendCapabilities(batching=True))
+    other = ScriptedBackend("y", BackendCapabilities(batching=True))
+    with BatchingBackend(inner, BatchWindow(inner, expected=1)).entered() as wrapper:
+        assert ChatICAlign(backend=inner).backend is wrapper
+        assert ChatICAlign(backend=other).backend is other  # another model called within
+        assert wrapper.capabilities == inner.capabilities
+    assert ChatICAlign(backend=inner).backend is inner
 
 
 def test_the_built_in_backends_declare_their_capabilities(

@@ -125,6 +125,7 @@ def test_schemas_guidance_cannot_fill_generate_freely(schema):
 
 
 def test_the_steps_of_one_answer_share_one_timeout():
+    from langchain_icalign.tools.answer_steps import generate_answer
     from langchain_icalign.tools.request_mode import RequestMode
 
     seen: list[float | None] = []
@@ -139,7 +140,7 @@ def test_the_steps_of_one_answer_share_one_timeout():
         "required": ["a", "b"],
     }
     mode = RequestMode(json_mode=True, json_schema=schema)
-    result = mode.generate(slow, "P", GenerationParams(timeout=0.08))
+    result = generate_answer(mode, slow, "P", GenerationParams(timeout=0.08))
     assert seen[0] is not None
     assert seen[0] <= 0.08
     assert len(seen) == 2
@@ -147,7 +148,9 @@ def test_the_steps_of_one_answer_share_one_timeout():
     assert seen[1] < 0.04
     assert result.finish_reason == "stop"
     seen.clear()
-    mode.generate(slow, "P", GenerationParams(timeout=0.04))  # the deadline passes after step 1
+    generate_answer(
+        mode, slow, "P", GenerationParams(timeout=0.04)
+    )  # the deadline passes after step 1
     assert len(seen) == 1
 
 

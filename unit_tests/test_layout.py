@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "langchain_icalign"
-MAX_MODULE_LINES = 450
+MAX_MODULE_LINES = 400
+# Being shrunk by its own change; held to the old limit until then.
+LONGER_MODULES: dict[str, int] = {}
 MAX_CHAT_MODEL_LINES = 350
 
 # Old paths kept one release as shims that warn; they import the new homes and nothing
@@ -132,7 +134,8 @@ def test_no_module_is_over_the_line_limit() -> None:
     long = {
         name: n
         for name, path in MODULES.items()
-        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+        if (n := len(path.read_text(encoding="utf-8").splitlines()))
+        > LONGER_MODULES.get(name, MAX_MODULE_LINES)
     }
     assert long == {}
 

@@ -171,6 +171,14 @@ class GenerationBackend(ABC):
         """
         return [self.generate(prompt, params) for prompt in prompts]
 
+    def for_steps(self) -> GenerationBackend:
+        """The backend for one answer made of several calls, each reading the last one's text.
+
+        This backend; a batching one (`batching.BatchingBackend`) leaves its batch and gives
+        the backend it wraps, as steps that wait for the batch at each call would stall it.
+        """
+        return self
+
 
 @contextmanager
 def reading_chunks(model_name: str, chunks: Any) -> Iterator[None]:

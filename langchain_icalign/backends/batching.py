@@ -1,12 +1,13 @@
 """Batched generation for `ChatICAlign.batch`: the requests of one batch decode together.
 
-LangChain's `batch` runs `invoke` once per input in a thread pool, which keeps callbacks,
-tracing, caching and `return_exceptions` per input. `ChatICAlign.batch` opens a
-`BatchWindow` (in a context variable, which the pool's threads inherit) before doing so:
-each input prepares its prompt (selection included) in its own thread as usual, then
-hands the prompt to the window instead of generating alone. When every input has
-arrived (or as many as run at once, or none has arrived for `wait_s`), one thread runs
-them as one left-padded `generate_batch` call and hands each its answer.
+`ChatICAlign.batch` runs `invoke` once per input in a thread pool, as LangChain's `batch`
+does (callbacks, tracing, caching and `return_exceptions` stay per input), each input in
+its own `BatchingBackend` (a `GenerationBackend` around the chat's, set in a context
+variable for that input's thread only; `batched` is where it is read). The request path
+runs as in `invoke`, unaware of the batch: its `generate` hands the prompt to the batch's
+`BatchWindow` instead of generating alone. When every input has arrived (or as many as run
+at once, or none has arrived for `wait_s`), one thread runs them as one left-padded
+`generate_batch` call and hands each its answer.
 
 The queries' embeddings are computed together beforehand where that gives the same
 vectors as `embed_query` (see `embeds_queries_as_documents`).
@@ -25,14 +26,25 @@ from dataclasses import dataclass, field
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import RunnableConfig, get_config_list
 
-from langchain_icalign.backends.base import Generation, GenerationBackend, GenerationParams
-
-__all__ = ["ACTIVE_WINDOW", "BatchWindow", "embed_queries", "embeds_queries_as_documents"]
-
-ACTIVE_WINDOW: contextvars.ContextVar[BatchWindow | None] = contextvars.ContextVar(
-    "icalign_batch_window", default=None
+from langchain_icalign.backends.base import (
+    BackendCapabilities,
+    Generation,
+    GenerationBackend,
+    GenerationParams,
 )
-"""The window of the `batch` call this thread works for, if any."""
+
+__all__ = [
+    "BatchWindow",
+    "BatchingBackend",
+    "batched",
+    "embed_queries",
+    "embeds_queries_as_documents",
+]
+
+_ACTIVE: contextvars.ContextVar[BatchingBackend | None] = contextvars.ContextVar(
+    "icalign_batch_input", default=None
+)
+"""The `BatchingBackend` of the `batch` input this thread works for, if any."""
 
 
 def embeds_queries_as_documents(embeddings: Embeddings) -> bool:
@@ -104,15 +116,6 @@ class BatchWindow:
         self._last_arrival = time.monotonic()
         self._cond = threading.Condition()
 
-    @contextlib.contextmanager
-    def preparing(self) -> Iterator[None]:
-        """Around an input's preparation: an input that fails there is withdrawn."""
-        try:
-            yield
-        except BaseException:
-            self.withdraw()
-            raise
-
     def configs(
         self, config: RunnableConfig | list[RunnableConfig] | None, count: int
     ) -> list[RunnableConfig]:
@@ -123,7 +126,7 @@ class BatchWindow:
         ]
 
     def withdraw(self) -> None:
-        """An input that will not submit (it failed while preparing its prompt)."""
+        """An input that will not submit (it failed, ran out of time, or runs alone)."""
         with self._cond:
             self._outstanding = max(0, self._outstanding - 1)
             self._cond.notify_all()
@@ -170,10 +173,12 @@ class BatchWindow:
         return request.result
 
     def _run(self, group: list[_Request]) -> None:
-        # Requests with the same params decode together (a batch shares its options).
+        # Requests with the same params decode together (a batch shares its options); each
+        # one's timeout is its deadline, and the earliest bounds the decoding.
         by_params: dict[GenerationParams, list[_Request]] = {}
         for request in group:
-            by_params.setdefault(request.params, []).append(request)
+            key = dataclasses.replace(request.params, timeout=None)
+            by_params.setdefault(key, []).append(request)
         for params, waiting in by_params.items():
             requests = self._in_time(waiting)
             if not requests:
@@ -207,3 +212,91 @@ class BatchWindow:
             else:
                 kept.append(request)
         return kept
+
+
+class BatchingBackend(GenerationBackend):
+    """One input of a `batch`: the wrapped backend, but `generate` decodes with the batch.
+
+    The input's first `generate` is submitted to the shared `window` and returns this
+    input's answer; later calls, and an answer made of several calls (`for_steps`, which
+    withdraws from the batch first), run alone on the wrapped backend. `leave`, when the
+    input ends, withdraws an input that never submitted (its preparation failed, its time
+    ran out, the LLM cache answered), so the others do not wait for it. The rest
+    (counting, streaming, capabilities) is the wrapped backend's.
+
+    Args:
+        inner: The backend that runs the batch.
+        window: The batch's window, shared by its inputs.
+    """
+
+    def __init__(self, inner: GenerationBackend, window: BatchWindow) -> None:
+        self.inner = inner
+        self.window = window
+        self.model_name = inner.model_name
+        self.context_window = inner.context_window
+        self.special_tokens = inner.special_tokens
+        self.supports_grammar = inner.supports_grammar
+        self.tokenizer = inner.tokenizer
+        self._arrived = False
+
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        """The wrapped backend's."""
+        return self.inner.capabilities
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text`, counted by the wrapped backend."""
+        return self.inner.count_tokens(text)
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+        """This input's answer, decoded with the batch (alone after its first call).
+
+        `params.timeout` counts from now: an input whose time is up when its batch runs
+        gets an empty answer with finish reason "timeout".
+        """
+        if self._arrive():
+            return self.window.submit(prompt, params)
+        return self.inner.generate(prompt, params)
+
+    def stream(self, prompt: str, params: GenerationParams) -> Iterator[str | Generation]:
+        """Streamed alone by the wrapped backend."""
+        return self.inner.stream(prompt, params)
+
+    def generate_batch(self, prompts: Sequence[str], params: GenerationParams) -> list[Generation]:
+        """Run together by the wrapped backend, outside the batch."""
+        return self.inner.generate_batch(prompts, params)
+
+    def for_steps(self) -> GenerationBackend:
+        """The wrapped backend, after leaving the batch (steps run alone, one on the last)."""
+        self.leave()
+        return self.inner.for_steps()
+
+    def leave(self) -> None:
+        """The input is done with the batch: withdrawn if it never submitted."""
+        if self._arrive():
+            self.window.withdraw()
+
+    def _arrive(self) -> bool:
+        """Whether this is the input's first arrival (submit or withdrawal), counting it."""
+        first, self._arrived = not self._arrived, True
+        return first
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[BatchingBackend]:
+        """Within: this thread's input is this one (`batched`); on exit, `leave`."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            self.leave()
+            _ACTIVE.reset(token)
+
+
+def batched(backend: GenerationBackend) -> GenerationBackend:
+    """The backend a request uses: in a `batch` input around `backend`, its `BatchingBackend`.
+
+    Only the input's own chat sees it: another model called from within gets its own
+    backend as it is.
+    """
+    active = _ACTIVE.get()
+    return active if active is not None and active.inner is backend else backend

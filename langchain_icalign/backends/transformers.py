@@ -1,4 +1,10 @@
-"""Generation with a transformers causal LM: stop strings end decoding as soon as they appear."""
+"""Generation with a transformers causal LM: stop strings end decoding as soon as they appear.
+
+The backend runs one prompt, a batch or a stream; a long prompt is read in chunks by
+`transformers_prefill`, the end and padding tokens and `GenerationConfig` come from
+`transformers_settings`, and what a model supports and `StopOnStrings` from
+`transformers_support`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,6 @@ from typing import Any
 
 import torch
 from transformers import (
-    GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
     StoppingCriteriaList,
@@ -27,11 +32,16 @@ from langchain_icalign.backends.constraints import StartsWithOneOf
 from langchain_icalign.backends.grammar_decoding import GrammarCache, grammar_supported
 from langchain_icalign.backends.prefix_cache import PrefixCache
 from langchain_icalign.backends.stop_strings import StopStringFilter, truncate_answer
+from langchain_icalign.backends.transformers_prefill import prefill_in_chunks
+from langchain_icalign.backends.transformers_settings import (
+    eos_token_ids,
+    generation_config,
+    pad_token_id,
+)
 from langchain_icalign.backends.transformers_support import (
     CACHE_KWARG,
     StopOnStrings,
     deadline_of,
-    expired,
     forward_cache_kwarg,
     model_context_window,
     supports_dynamic_cache,
@@ -41,8 +51,6 @@ from langchain_icalign.errors import GenerationError
 from langchain_icalign.neutralizing import control_tokens
 
 __all__ = ["StopOnStrings", "TransformersBackend"]
-
-_MIN_PREFILL_CHUNK = 32
 
 
 class TransformersBackend(GenerationBackend):
@@ -127,7 +135,8 @@ class TransformersBackend(GenerationBackend):
             config = getattr(self.model, "config", None)
             text_config = config.get_text_config() if config is not None else None
             vocab = getattr(text_config, "vocab_size", None) or len(self.tokenizer)
-            self._grammars = GrammarCache(self.tokenizer, int(vocab), sorted(self._eos_ids()))
+            eos = sorted(eos_token_ids(self.model, self.tokenizer))
+            self._grammars = GrammarCache(self.tokenizer, int(vocab), eos)
         return self._grammars
 
     def _encode(self, prompt: str) -> dict[str, torch.Tensor]:
@@ -139,44 +148,6 @@ class TransformersBackend(GenerationBackend):
     def count_tokens(self, text: str) -> int:  # noqa: D102
         ids = self.tokenizer(text, add_special_tokens=True, split_special_tokens=True)["input_ids"]
         return len(ids)
-
-    def _pad_id(self) -> int:
-        pad = self.tokenizer.pad_token_id
-        if pad is not None:
-            return int(pad)
-        eos = self._eos()
-        return int(eos[0] if isinstance(eos, list) else eos)  # type: ignore[arg-type]
-
-    def _eos(self) -> int | list[int] | None:
-        """The end-of-text token id(s): the model's generation config's, else the tokenizer's."""
-        eos = self.model.generation_config.eos_token_id
-        return self.tokenizer.eos_token_id if eos is None else eos
-
-    def _eos_ids(self) -> set[int]:
-        eos = self._eos()
-        return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
-
-    def _config(self, params: GenerationParams, max_time: float | None = None) -> GenerationConfig:
-        """Generation settings; `max_time` (seconds of decoding) defaults to `params.timeout`."""
-        defaults = self.model.generation_config
-        eos = self._eos()
-        sampling: dict[str, Any] = {"do_sample": False}
-        if params.temperature > 0:
-            sampling = {
-                "do_sample": True,
-                "temperature": params.temperature,
-                "top_p": params.top_p,
-                "top_k": params.top_k or 0,
-            }
-        return GenerationConfig(
-            max_new_tokens=params.max_new_tokens,
-            eos_token_id=eos,
-            bos_token_id=defaults.bos_token_id,
-            pad_token_id=self._pad_id(),
-            max_time=params.timeout if max_time is None else max_time,
-            repetition_penalty=params.repetition_penalty,
-            **sampling,
-        )
 
     def _criteria(
         self, params: GenerationParams, prompt_length: int, cancel: threading.Event | None
@@ -199,59 +170,6 @@ class TransformersBackend(GenerationBackend):
         if params.grammar is not None and self.supports_grammar:
             processors.append(self.grammar_cache().processor(params.grammar, prompt_length))
         return LogitsProcessorList(processors)
-
-    def _prefill(
-        self,
-        inputs: dict[str, torch.Tensor],
-        cache: Any,
-        start: int,
-        deadline: float | None,
-        cancel: threading.Event | None,
-    ) -> tuple[Any, bool]:
-        """Compute the prompt's states from `start` a chunk at a time, checking the time.
-
-        A prompt that fits one chunk is left to `generate`; a longer one is computed here
-        up to its last token, which `generate` computes (it needs its logits). Near the
-        deadline a chunk is cut to what the pace so far can compute in the time left (at
-        least `_MIN_PREFILL_CHUNK` tokens), so that the call ends closer to it.
-
-        Returns:
-            The cache (a new one when `cache` is None and the prompt is chunked), and
-            whether the prompt is ready for decoding (False: the deadline passed, or the
-            call was cancelled, before decoding could start).
-        """
-        size = self.prefill_chunk_tokens
-        ids = inputs["input_ids"]
-        total = int(ids.shape[1])
-        if size is None or self._forward_cache is None or total - start <= size:
-            return cache, not expired(deadline, cancel)
-        last = total - 1
-        if cache is None:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.model.config)
-        mask = inputs.get("attention_mask")
-        extra: dict[str, Any] = {"logits_to_keep": 1} if self._logits_to_keep else {}
-        seconds_per_token: float | None = None
-        while start < last:
-            if expired(deadline, cancel):
-                return cache, False
-            began = time.monotonic()
-            step = size
-            if deadline is not None and seconds_per_token:
-                fits = int((deadline - began) / seconds_per_token)
-                step = max(_MIN_PREFILL_CHUNK, min(size, fits))
-            end = min(start + step, last)
-            self.model(
-                input_ids=ids[:, start:end],
-                attention_mask=None if mask is None else mask[:, :end],
-                use_cache=True,
-                **{self._forward_cache: cache},
-                **extra,
-            )
-            seconds_per_token = (time.monotonic() - began) / (end - start)
-            start = end
-        return cache, not expired(deadline, cancel)
 
     def _run(
         self,
@@ -276,7 +194,17 @@ class TransformersBackend(GenerationBackend):
                 cache, reused = self.prefix_cache.take(
                     inputs["input_ids"][0], getattr(self.model, "config", None)
                 )
-            cache, ready = self._prefill(inputs, cache, reused, deadline, cancel)
+            cache, ready = prefill_in_chunks(
+                self.model,
+                inputs,
+                cache,
+                reused,
+                chunk_tokens=self.prefill_chunk_tokens,
+                forward_cache=self._forward_cache,
+                logits_to_keep=self._logits_to_keep,
+                deadline=deadline,
+                cancel=cancel,
+            )
             if not ready:
                 if self.prefix_cache is not None and cache is not None:
                     self.prefix_cache.put(inputs["input_ids"][0], cache)  # a retry resumes
@@ -284,7 +212,7 @@ class TransformersBackend(GenerationBackend):
             max_time = None if deadline is None else max(0.0, deadline - time.monotonic())
             output = self.model.generate(
                 **inputs,
-                generation_config=self._config(params, max_time),
+                generation_config=generation_config(self.model, self.tokenizer, params, max_time),
                 stopping_criteria=criteria,
                 logits_processor=self._processors(params, prompt_length),
                 streamer=streamer,
@@ -306,8 +234,9 @@ class TransformersBackend(GenerationBackend):
     ) -> Generation:
         raw = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         text, stopped = truncate_answer(raw, params.stop, params.answer_prefix, params.json_after)
+        eos_ids = eos_token_ids(self.model, self.tokenizer)
         # An <eos> as the last allowed token still means the model ended the answer itself.
-        stopped = stopped or (new_ids.shape[0] > 0 and int(new_ids[-1]) in self._eos_ids())
+        stopped = stopped or (new_ids.shape[0] > 0 and int(new_ids[-1]) in eos_ids)
         reason: FinishReason = "stop"
         if not stopped and new_ids.shape[0] >= params.max_new_tokens:
             reason = "length"
@@ -333,7 +262,7 @@ class TransformersBackend(GenerationBackend):
             return [self.generate(prompts[0], params)]
         encoded = [self._encode(prompt)["input_ids"][0] for prompt in prompts]
         width = max(ids.shape[0] for ids in encoded)
-        pad = self._pad_id()
+        pad = pad_token_id(self.model, self.tokenizer)
         device = self.model.device
         input_ids = torch.full((len(encoded), width), pad, dtype=torch.long, device=device)
         mask = torch.zeros((len(encoded), width), dtype=torch.long, device=device)
@@ -341,7 +270,7 @@ class TransformersBackend(GenerationBackend):
             input_ids[row, width - ids.shape[0] :] = ids
             mask[row, width - ids.shape[0] :] = 1
         criteria = self._criteria(params, width, None)
-        config = self._config(params)
+        config = generation_config(self.model, self.tokenizer, params)
         started = time.monotonic()
         try:
             with self._lock, torch.inference_mode():
@@ -358,7 +287,7 @@ class TransformersBackend(GenerationBackend):
             msg = f"generation failed in {self.model_name}: {error}"
             raise GenerationError(msg) from error
         elapsed = time.monotonic() - started
-        eos_ids = self._eos_ids()
+        eos_ids = eos_token_ids(self.model, self.tokenizer)
         results = []
         for row, ids in enumerate(encoded):
             new_ids = output[row, width:]

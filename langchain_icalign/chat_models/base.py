@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import Any
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import (
     BaseLLM,
     LangSmithParams,
@@ -23,19 +19,13 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.config import RunnableConfig, run_in_executor
 from langchain_core.tools import BaseTool
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from langchain_icalign.backends.base import Generation, GenerationBackend, GenerationParams
-from langchain_icalign.backends.batching import ACTIVE_WINDOW
+from langchain_icalign.backends.base import GenerationBackend, GenerationParams
+from langchain_icalign.backends.batching import batched
 from langchain_icalign.backends.llm import backend_for_llm
 from langchain_icalign.chat_models import assembly
-from langchain_icalign.chat_models.batching import open_window
+from langchain_icalign.chat_models.batching import batch_together
 from langchain_icalign.chat_models.options import CALL_OPTIONS, call_options, generation_params
 from langchain_icalign.chat_models.results import (
     NO_MODEL,
@@ -57,10 +47,7 @@ from langchain_icalign.chat_models.results import (
 from langchain_icalign.defaults.builtin_demos import tool_demos
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import PromptFormat, get_prompt_format
-from langchain_icalign.prompting import (
-    PreparedPrompt,
-    PromptBuilder,
-)
+from langchain_icalign.prompting import PreparedPrompt, PromptBuilder
 from langchain_icalign.selector import AlignmentExampleSelector
 from langchain_icalign.token_counting import TokenCounterLike, plain_token_ids
 from langchain_icalign.tools.binding import tool_options
@@ -205,14 +192,14 @@ class ChatICAlign(BaseChatModel):
 
     @property
     def backend(self) -> GenerationBackend:
-        """The given backend, else the one for `llm`, built on first use (no model load)."""
-        if self.generation_backend is not None:
-            return self.generation_backend
-        if self._backend is None:
+        """The given backend, else `llm`'s (built on first use); in a `batch`, its wrapper."""
+        backend = self.generation_backend or self._backend
+        if backend is None:
             if self.llm is None:
                 raise ValueError(NO_MODEL)
             self._backend = backend_for_llm(self.llm, self.token_counter, self.context_window)
-        return self._backend
+            backend = self._backend
+        return batched(backend)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -222,9 +209,7 @@ class ChatICAlign(BaseChatModel):
         return self.llm is not None or (self.generation_backend or self._backend) is not None
 
     def _model_name(self) -> str:
-        if self.model_name:
-            return self.model_name
-        return self.backend.model_name if self._has_model() else "unknown"
+        return self.model_name or (self.backend.model_name if self._has_model() else "unknown")
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return ls_params(self, self._model_name(), stop, kwargs)
@@ -293,29 +278,27 @@ class ChatICAlign(BaseChatModel):
         Raises `ContextWindowExceededError` when the conversation alone leaves no room.
         """
         chat = self._convert_input(messages).to_messages()
-        options = dict(kwargs)
-        mode = RequestMode.from_kwargs(options, constrained=self._constrains())
-        call_options(type(self), options)
+        mode = RequestMode.from_kwargs(kwargs, constrained=self._constrains())
+        call_options(type(self), kwargs)
         return self._prepare(chat, max_new_tokens or self.max_new_tokens, mode)
 
     def _prepare(
         self, messages: Sequence[BaseMessage], max_new_tokens: int, mode: RequestMode
     ) -> PreparedPrompt:
-        window = ACTIVE_WINDOW.get()  # a `batch` embedded the queries ahead
-        vectors = window.query_vectors if window is not None else None
-        return PromptBuilder.for_chat(self).prepare(messages, max_new_tokens, mode, vectors)
+        return PromptBuilder.for_chat(self).prepare(messages, max_new_tokens, mode)
 
     def _constrains(self) -> bool:
         """Whether the backend decodes under a grammar (tool calls and JSON answers then do)."""
         return self._has_model() and self.backend.capabilities.grammar
 
-    def _generate_whole(
+    def _whole_message(
         self, mode: RequestMode, prompt: PreparedPrompt, params: GenerationParams
-    ) -> Generation:
-        """The whole answer, or none (finish reason "timeout") when no time is left."""
-        if out_of_time(params):
-            return timed_out(prompt)
-        return mode.generate(self.backend.generate, prompt.text, params)
+    ) -> AIMessage:
+        """The answer generated whole, or none (finish reason "timeout") when no time is left."""
+        generation = timed_out(prompt)
+        if not out_of_time(params):
+            generation = mode.generate(self.backend, prompt.text, params)
+        return message_for(prompt, generation, mode, self._model_name(), self.format)
 
     def _generate(
         self,
@@ -330,17 +313,9 @@ class ChatICAlign(BaseChatModel):
         if self.streaming and mode.streams_text:
             return merged_result(self._stream(messages, stop, run_manager, **kwargs))
         params = generation_params(self, stop, kwargs, mode)
-        window = ACTIVE_WINDOW.get()  # set by `batch`: generate with the other inputs
-        with window.preparing() if window is not None else contextlib.nullcontext():
-            prompt = self._prepare(messages, params.max_new_tokens, mode)
-        params = mode.for_prompt(params, prompt.conversation)
-        if window is not None and not mode.guided:
-            generation = mode.close(window.submit(prompt.text, params, started), params)
-        else:
-            if window is not None:  # several short steps, each on the last: run alone
-                window.withdraw()
-            generation = self._generate_whole(mode, prompt, time_left(params, started))
-        message = message_for(prompt, generation, mode, self._model_name(), self.format)
+        prompt = self._prepare(messages, params.max_new_tokens, mode)
+        params = time_left(mode.for_prompt(params, prompt.conversation), started)
+        message = self._whole_message(mode, prompt, params)
         if only_repeats(message) and (redo := answer_instead(self, messages, stop, given)):
             return merged_result(iter(redo))
         return ChatResult(
@@ -362,18 +337,12 @@ class ChatICAlign(BaseChatModel):
         prompt = self._prepare(messages, params.max_new_tokens, mode)
         params = time_left(mode.for_prompt(params, prompt.conversation), started)
         if not mode.streams_text:  # a tool call or JSON answer: generated whole, one chunk
-            generation = self._generate_whole(mode, prompt, params)
-            message = message_for(prompt, generation, mode, self._model_name(), self.format)
-            if only_repeats(message) and (redo := answer_instead(self, messages, stop, given)):
-                yield from redo
-                return
-            yield ChatGenerationChunk(message=as_chunk(message))
+            message = self._whole_message(mode, prompt, params)
+            redo = answer_instead(self, messages, stop, given) if only_repeats(message) else []
+            yield from redo or [ChatGenerationChunk(message=as_chunk(message))]
             return
-        events = (
-            iter((timed_out(prompt),))
-            if out_of_time(params)
-            else self.backend.stream(prompt.text, params)
-        )
+        no_time = iter((timed_out(prompt),))
+        events = no_time if out_of_time(params) else self.backend.stream(prompt.text, params)
         yield from stream_chunks(events, prompt, self._model_name(), self.format, run_manager)
 
     async def _astream(
@@ -398,15 +367,10 @@ class ChatICAlign(BaseChatModel):
 
         Prepared as `invoke` would (queries embedded together); callbacks per input.
         """
-        window = open_window(self, inputs, config)
-        if window is None:
+        together = batch_together(self, inputs, config, kwargs, return_exceptions=return_exceptions)
+        if together is None:
             return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
-        token = ACTIVE_WINDOW.set(window)
-        try:
-            configs = window.configs(config, len(inputs))
-            return super().batch(inputs, configs, return_exceptions=return_exceptions, **kwargs)
-        finally:
-            ACTIVE_WINDOW.reset(token)
+        return together
 
     async def abatch(
         self,
@@ -422,8 +386,7 @@ class ChatICAlign(BaseChatModel):
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             )
         return await run_in_executor(
-            None,
-            lambda: self.batch(inputs, config, return_exceptions=return_exceptions, **kwargs),
+            None, self.batch, inputs, config, return_exceptions=return_exceptions, **kwargs
         )
 
 

@@ -24,7 +24,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_icalign.backends.base import Generation, GenerationParams
+from langchain_icalign.backends.base import Generation, GenerationBackend, GenerationParams
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.formats import Conversation
 from langchain_icalign.messages import message_text
@@ -350,19 +350,17 @@ class RequestMode:
         return self.plan.guided
 
     def generate(
-        self,
-        generate: Callable[[str, GenerationParams], Generation],
-        prompt: str,
-        params: GenerationParams,
+        self, backend: GenerationBackend, prompt: str, params: GenerationParams
     ) -> Generation:
         """The answer to `prompt`, produced as `plan` says (see `answer_steps`).
 
         Args:
-            generate: The backend's `generate`.
+            backend: Generates; a guided answer's steps run on its `for_steps()`.
             prompt: The prompt, ending with the conversation's answer prefix.
             params: Params from `for_prompt`.
         """
-        return generate_answer(self, generate, prompt, params)
+        steps = backend.for_steps() if self.guided else backend
+        return generate_answer(self, steps.generate, prompt, params)
 
     def answer(self, text: str) -> str:
         """The answer text to parse: a tool call gets back its closing tag."""
