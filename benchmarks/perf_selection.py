@@ -96,10 +96,10 @@ def run_pool(
     real_embeddings: Any,
     tokenizer: Any,
 ) -> dict[str, Any]:
-    import langchain_icalign.store_search as store_module
+    import langchain_icalign.store.search as store_module
     from langchain_icalign import AlignmentExampleSelector
     from langchain_icalign.selector import _drop_near_duplicates
-    from langchain_icalign.store_schema import demo_from_payload
+    from langchain_icalign.store.schema import demo_from_payload
 
     demos, vectors = pc.build_pool(n, base, base_vectors)
     table = {d.prompt: v for d, v in zip(demos, vectors, strict=True)}

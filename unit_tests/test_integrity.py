@@ -22,7 +22,7 @@ from langchain_icalign import (
 from langchain_icalign.defaults import model_cache as mc
 from langchain_icalign.defaults import model_files
 from langchain_icalign.defaults import stack as defaults_module
-from langchain_icalign.store_integrity import COUNTS_FILE
+from langchain_icalign.store.integrity import COUNTS_FILE
 
 from .conftest import BagOfWordsEmbeddings, build_byte_tokenizer, build_tiny_lm
 from .test_model_cache import write_complete_folder, write_marker, write_weights

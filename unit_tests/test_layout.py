@@ -1,5 +1,6 @@
 """The package's layout rules: small modules, no import cycles, no private names across
-modules, backends below the chat model, a slim `ChatICAlign`, old import paths deprecated."""
+modules, explicit `__all__`, backends, the store and cleaning below the chat model, a slim
+`ChatICAlign`, old import paths deprecated."""
 
 from __future__ import annotations
 
@@ -181,6 +182,94 @@ def test_defaults_do_not_import_the_chat_model() -> None:
         if dependency.startswith("langchain_icalign.chat_models")
     }
     assert reached == set()
+
+
+LAYERS_ABOVE = {
+    "store": (
+        "chat_models",
+        "prompting",
+        "tools",
+        "selector",
+        "backends",
+        "cleaning",
+        "loaders",
+        "evaluation",
+        "curation",
+        "cli",
+        "cli_options",
+    ),
+    "cleaning": (
+        "chat_models",
+        "prompting",
+        "tools",
+        "selector",
+        "backends",
+        "defaults",
+        "loaders",
+        "evaluation",
+        "curation",
+        "cli",
+        "cli_options",
+    ),
+}
+
+
+@pytest.mark.parametrize(("package", "above"), sorted(LAYERS_ABOVE.items()))
+def test_store_and_cleaning_import_nothing_above_them(package: str, above: tuple[str, ...]) -> None:
+    graph = _graph()
+    inside = f"langchain_icalign.{package}"
+    assert any(name.startswith(inside + ".") for name in MODULES)
+    reached = {
+        (name, dependency)
+        for name in MODULES
+        if name == inside or name.startswith(inside + ".")
+        for dependency in graph[name]
+        if dependency.removeprefix("langchain_icalign.").split(".")[0] in above
+    }
+    assert reached == set()
+
+
+def test_store_and_cleaning_modules_live_in_their_packages() -> None:
+    flat = {
+        name
+        for name in MODULES
+        if name.count(".") == 1
+        and name.removeprefix("langchain_icalign.").startswith(
+            (
+                "store_",
+                "cleaning_",
+                "local_search",
+                "similarity",
+                "deduplication",
+                "decontamination",
+            )
+        )
+    }
+    assert flat == set()
+
+
+def test_every_module_declares_its_public_names() -> None:
+    missing = []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        body = tree.body[1:] if ast.get_docstring(tree) is not None else tree.body
+        targets = [
+            target
+            for node in body
+            if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        ]
+        declared = any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets)
+        if body and not declared:  # a package whose `__init__` is only a docstring has none
+            missing.append(name)
+    assert missing == []
+
+
+@pytest.mark.parametrize("package", ["langchain_icalign.cleaning", "langchain_icalign.store"])
+def test_store_and_cleaning_export_what_they_name(package: str) -> None:
+    module = importlib.import_module(package)
+    assert module.__all__
+    assert [name for name in module.__all__ if not hasattr(module, name)] == []
 
 
 def test_the_chat_model_class_is_slim() -> None:

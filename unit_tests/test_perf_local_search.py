@@ -5,8 +5,8 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from langchain_icalign import AlignmentDemo, DemoStore
-from langchain_icalign.local_search import local_exact_search
-from langchain_icalign.store_schema import demo_from_payload
+from langchain_icalign.store.local_search import local_exact_search
+from langchain_icalign.store.schema import demo_from_payload
 
 from .conftest import BagOfWordsEmbeddings
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from langchain_icalign.cleaning import text_to_embed
 from langchain_icalign.demos import AlignmentDemo, point_id_for
 from langchain_icalign.loaders.embedding_cache import CachingEmbeddings
 from langchain_icalign.store import DemoStore
+from langchain_icalign.store.schema import text_to_embed
 
 __all__ = ["IndexResult", "index_demos", "stored_ids", "stored_vectors"]
 

@@ -1,9 +1,9 @@
 """A `DemoStore`'s collection: opened, checked against its embeddings, and written to.
 
 The store's arguments are checked before anything is opened; a new collection is made with
-the record of the embeddings that fill it (`store_schema.collection_record`), an existing
+the record of the embeddings that fill it (`schema.collection_record`), an existing
 one is checked against that record, and a local folder's recorded demo count is checked
-(`store_integrity.CountRecord`), so that a store opened with other embeddings, or one that
+(`integrity.CountRecord`), so that a store opened with other embeddings, or one that
 lost demos, refuses instead of returning nonsense. Vectors given to `add_demos` are checked
 against the collection's size, and upserted as they are; other demos are embedded.
 """
@@ -19,13 +19,13 @@ from qdrant_client import QdrantClient, models
 
 from langchain_icalign.demos import AlignmentDemo
 from langchain_icalign.errors import StoreConnectionError
-from langchain_icalign.similarity import text_to_embed
-from langchain_icalign.store_integrity import CountRecord
-from langchain_icalign.store_schema import (
+from langchain_icalign.store.integrity import CountRecord
+from langchain_icalign.store.schema import (
     check_collection_record,
     collection_record,
     demo_point,
     payload_metadata,
+    text_to_embed,
 )
 
 __all__ = ["check_store_arguments", "check_vector_sizes", "open_collection", "upsert_demos"]

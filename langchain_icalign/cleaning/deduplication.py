@@ -12,10 +12,10 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from tqdm.auto import tqdm
 
-from langchain_icalign.cleaning_report import DUPLICATE, NEAR_DUPLICATE, CleaningReport, Dropped
-from langchain_icalign.cleaning_texts import demo_messages, match_key
+from langchain_icalign.cleaning.report import DUPLICATE, NEAR_DUPLICATE, CleaningReport, Dropped
+from langchain_icalign.cleaning.similarity import demo_vectors, max_similarity
+from langchain_icalign.cleaning.texts import demo_messages, match_key
 from langchain_icalign.demos import AlignmentDemo
-from langchain_icalign.similarity import demo_vectors, max_similarity
 
 __all__ = ["drop_exact_duplicates", "drop_near_duplicates"]
 

@@ -1,8 +1,9 @@
 """Demos as unit-length vectors, and the most similar row of one matrix for each of another.
 
-Used by cleaning (near-duplicates, decontamination) and by the loaders (the text a store
-embeds). Vectors are numpy float32 rows of length one, compared by dot product in column
-chunks, so a 100k pool is feasible on a laptop CPU once embedded.
+Used by cleaning (near-duplicates, decontamination); the text embedded for a demo is the
+store's (`store.schema.text_to_embed`). Vectors are numpy float32 rows of length one,
+compared by dot product in column chunks, so a 100k pool is feasible on a laptop CPU once
+embedded.
 """
 
 from __future__ import annotations
@@ -14,18 +15,12 @@ from langchain_core.embeddings import Embeddings
 from tqdm.auto import tqdm
 
 from langchain_icalign.demos import AlignmentDemo
+from langchain_icalign.store.schema import text_to_embed
 
-__all__ = ["demo_vectors", "embed_matrix", "max_similarity", "text_to_embed"]
+__all__ = ["demo_vectors", "embed_matrix", "max_similarity"]
 
 
 _COLUMN_CHUNK = 16384
-
-
-def text_to_embed(demo: AlignmentDemo, embed: str = "prompt") -> str:
-    """The text a store embeds for a demo: its prompt, or prompt and response."""
-    if embed == "prompt_response":
-        return f"{demo.prompt}\n\n{demo.response}"
-    return demo.prompt
 
 
 def embed_matrix(

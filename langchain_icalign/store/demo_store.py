@@ -15,23 +15,23 @@ from qdrant_client import QdrantClient, models
 from tqdm.auto import tqdm
 
 from langchain_icalign.demos import AlignmentDemo, point_id_for
-from langchain_icalign.store_collection import (
+from langchain_icalign.store.collection import (
     check_store_arguments,
     check_vector_sizes,
     open_collection,
     upsert_demos,
 )
-from langchain_icalign.store_integrity import CountRecord, open_client
-from langchain_icalign.store_schema import (
+from langchain_icalign.store.integrity import CountRecord, open_client
+from langchain_icalign.store.schema import (
     CONTENT_KEY,
     METADATA_KEY,
     DemoFilter,
     demo_from_payload,
     embedding_model_name,
 )
-from langchain_icalign.store_search import ScoredDemo, search_collection
+from langchain_icalign.store.search import ScoredDemo, search_collection
 
-__all__ = ["DemoFilter", "DemoStore", "ScoredDemo", "embedding_model_name"]
+__all__ = ["DemoStore"]
 
 
 class DemoStore:

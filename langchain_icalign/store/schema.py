@@ -30,6 +30,7 @@ __all__ = [
     "nearest_query",
     "payload_metadata",
     "qdrant_filter",
+    "text_to_embed",
 ]
 
 CONTENT_KEY = "page_content"
@@ -94,6 +95,13 @@ def _match(value: Any) -> models.MatchValue | models.MatchAny:
     if isinstance(value, (list, tuple, set)):
         return models.MatchAny(any=list(value))
     return models.MatchValue(value=value)
+
+
+def text_to_embed(demo: AlignmentDemo, embed: str = "prompt") -> str:
+    """The text a store embeds for a demo: its prompt, or prompt and response."""
+    if embed == "prompt_response":
+        return f"{demo.prompt}\n\n{demo.response}"
+    return demo.prompt
 
 
 def payload_metadata(demo: AlignmentDemo) -> dict[str, Any]:

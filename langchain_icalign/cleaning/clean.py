@@ -1,25 +1,8 @@
-"""Cleaning a demo pool: length bounds, duplicates, near-duplicates, decontamination.
+"""The length bounds, and `clean_demos`, which runs every cleaning step in order.
 
-Each step returns a `CleaningReport` (`cleaning_report`) with the demos it kept and, for
-each one it dropped, the reason and what it matched, so nothing disappears silently.
-`clean_demos` runs the steps in order: exact and near duplicates are `deduplication`'s,
-decontamination is `decontamination`'s, the length bounds are here; every step is
-importable from this module.
-
-Example:
-    ```python
-    from langchain_icalign.cleaning import clean_demos
-
-    report = clean_demos(
-        demos,
-        token_counter=tokenizer,
-        max_tokens=1024,
-        dedup_threshold=0.95,
-        eval_prompts=load_prompts("eval.jsonl"),
-        embeddings=embeddings,
-    )
-    report.kept, report.counts()  # Counter({"near duplicate": 12, "too long": 3, ...})
-    ```
+`clean_demos` drops exact duplicates (`deduplication`), demos outside the length bounds
+(here), contaminated demos (`decontamination`) and near-duplicates (`deduplication`),
+embedding each text at most once for both similarity steps.
 """
 
 from __future__ import annotations
@@ -30,48 +13,15 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from tqdm.auto import tqdm
 
-from langchain_icalign.cleaning_report import (
-    CONTAMINATED,
-    DUPLICATE,
-    NEAR_CONTAMINATED,
-    NEAR_DUPLICATE,
-    TOO_LONG,
-    TOO_SHORT,
-    CleaningReport,
-    Dropped,
-)
-from langchain_icalign.cleaning_texts import demo_messages, match_key
-from langchain_icalign.decontamination import decontaminate
-from langchain_icalign.deduplication import drop_exact_duplicates, drop_near_duplicates
+from langchain_icalign.cleaning.decontamination import decontaminate
+from langchain_icalign.cleaning.deduplication import drop_exact_duplicates, drop_near_duplicates
+from langchain_icalign.cleaning.report import TOO_LONG, TOO_SHORT, CleaningReport, Dropped
+from langchain_icalign.cleaning.similarity import demo_vectors
+from langchain_icalign.cleaning.texts import demo_messages
 from langchain_icalign.demos import AlignmentDemo
-from langchain_icalign.similarity import (
-    demo_vectors,
-    embed_matrix,
-    max_similarity,
-    text_to_embed,
-)
 from langchain_icalign.token_counting import TokenCounterLike, as_token_counter
 
-__all__ = [
-    "CONTAMINATED",
-    "DUPLICATE",
-    "NEAR_CONTAMINATED",
-    "NEAR_DUPLICATE",
-    "TOO_LONG",
-    "TOO_SHORT",
-    "CleaningReport",
-    "Dropped",
-    "clean_demos",
-    "decontaminate",
-    "demo_tokens",
-    "drop_exact_duplicates",
-    "drop_near_duplicates",
-    "embed_matrix",
-    "filter_token_length",
-    "match_key",
-    "max_similarity",
-    "text_to_embed",
-]
+__all__ = ["clean_demos", "demo_tokens", "filter_token_length"]
 
 
 def demo_tokens(demo: AlignmentDemo, token_counter: TokenCounterLike) -> int:

@@ -11,16 +11,16 @@ from collections.abc import Sequence
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from langchain_icalign.cleaning_report import (
+from langchain_icalign.cleaning.report import (
     CONTAMINATED,
     NEAR_CONTAMINATED,
     CleaningReport,
     Dropped,
     quote,
 )
-from langchain_icalign.cleaning_texts import match_key, user_messages
+from langchain_icalign.cleaning.similarity import demo_vectors, embed_matrix, max_similarity
+from langchain_icalign.cleaning.texts import match_key, user_messages
 from langchain_icalign.demos import AlignmentDemo
-from langchain_icalign.similarity import demo_vectors, embed_matrix, max_similarity
 
 __all__ = ["decontaminate"]
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from qdrant_client import QdrantClient
 
 from langchain_icalign.demos import AlignmentDemo
-from langchain_icalign.local_search import local_exact_search
-from langchain_icalign.store_schema import (
+from langchain_icalign.store.local_search import local_exact_search
+from langchain_icalign.store.schema import (
     DemoFilter,
     demo_from_payload,
     nearest_query,
