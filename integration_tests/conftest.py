@@ -31,6 +31,32 @@ from .server_fixtures import llama_server, server_backend  # noqa: F401 - fixtur
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def use_a_cache_root_per_worker() -> None:
+    """Under pytest-xdist, give this worker its own `ICALIGN_HOME`, sharing the models.
+
+    A local Qdrant folder is open in one process at a time, so two workers on the default
+    store would each find it "open in another process". The converted default model and
+    the tiny test models are shared (symlinked): both are built under a lock file.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    from langchain_icalign.defaults.paths import icalign_home
+
+    shared = icalign_home()
+    home = shared / "test-workers" / worker
+    home.mkdir(parents=True, exist_ok=True)
+    for name in ("models", "test-models"):
+        (shared / name).mkdir(parents=True, exist_ok=True)
+        link = home / name
+        if not link.is_symlink():
+            link.symlink_to(shared / name, target_is_directory=True)
+    os.environ["ICALIGN_HOME"] = str(home)
+
+
+use_a_cache_root_per_worker()
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

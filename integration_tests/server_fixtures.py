@@ -7,6 +7,7 @@ which scripts/setup.sh installs).
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -25,7 +26,9 @@ def llama_server():
         pytest.skip("needs llama-cpp-python[server] (the llamacpp extra)")
     from langchain_icalign.llamacpp_server import LlamaCppServer
 
-    with LlamaCppServer(n_ctx=2048, n_threads=2) as server:
+    # One thread a worker when the suite runs in parallel workers (scripts/test.sh).
+    threads = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+    with LlamaCppServer(n_ctx=2048, n_threads=threads) as server:
         yield server
 
 

@@ -78,18 +78,22 @@ def chat():
 
 
 @pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
-def test_nested_model_parses_through_invoke_stream_and_batch(chat, method):
+def test_nested_model_parses_through_invoke_and_stream(chat, method):
     structured = chat.with_structured_output(Person, method=method)
-    assert all(isinstance(structured.invoke(p), Person) for p in PROMPTS)
-    assert isinstance(list(structured.stream(PROMPTS[0]))[-1], Person)
+    person = structured.invoke(PROMPTS[0])
+    assert isinstance(person, Person)
+    if method == "json_schema":  # filled from the text, not only valid
+        assert person.full_name == "Ada Lovelace"
+        assert person.age == 36
+        assert person.home.city == "London"
+    assert isinstance(list(structured.stream(PROMPTS[1]))[-1], Person)
+
+
+def test_nested_model_parses_through_batch(chat):
+    # Batching decodes each input as invoke does (test_batching_and_prefix_cache.py holds
+    # batch answers equal to invoke's), so one method is enough here.
+    structured = chat.with_structured_output(Person, method="function_calling")
     assert all(isinstance(p, Person) for p in structured.batch(PROMPTS))
-
-
-def test_nested_model_is_filled_from_the_text(chat):
-    person = chat.with_structured_output(Person, method="json_schema").invoke(PROMPTS[0])
-    assert person.full_name == "Ada Lovelace"
-    assert person.age == 36
-    assert person.home.city == "London"
 
 
 def test_forced_call_with_list_and_nested_arguments_is_valid(chat):
