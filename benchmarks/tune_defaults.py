@@ -49,7 +49,17 @@ NLL_VARIANTS: dict[str, tuple[str, int, int, float | None, str, int]] = {
     "han_1000_cap800": ("han", 1000, 20, 0.9, "none", 800),
     "qa_1000": ("zero_shot", 1000, 20, 0.9, "none", 500),
     "qa_500": ("zero_shot", 500, 20, 0.9, "none", 500),
+    # URIAL's format and header (the default since issue 11's format choice), cap 800.
+    "urial_header_only": ("urial", 0, 20, 0.9, "header", 800),
+    "urial_1000_cap800": ("urial", 1000, 20, 0.9, "header", 800),
+    "urial_600": ("urial", 600, 20, 0.9, "header", 800),
+    "urial_1500": ("urial", 1500, 20, 0.9, "header", 800),
+    "urial_1000_k1": ("urial", 1000, 1, 0.9, "header", 800),
+    "urial_1000_min045": ("urial", 1000, 20, 0.9, "header", 800),
+    "urial_1000_min035": ("urial", 1000, 20, 0.9, "header", 800),
 }
+# Variants that keep only demos at or above a cosine to the query (none: zero demos).
+SCORE_THRESHOLDS = {"urial_1000_min045": 0.45, "urial_1000_min035": 0.35}
 PENALTIES = (None, 1.1, 1.3)
 _WORDS = re.compile(r"\w+")
 
@@ -131,6 +141,7 @@ def main() -> int:
                 max_demo_tokens=cap,
                 dedup_threshold=dedup,
                 prompt_format=fmt,
+                score_threshold=SCORE_THRESHOLDS.get(name),
             )
         return ChatICAlign(
             llm=stack.llm,
@@ -175,6 +186,7 @@ def main() -> int:
             )
     nll_seconds = time.perf_counter() - tic
     contrasts = [(v, "han_1000") for v in variants if v != "han_1000"]
+    contrasts += [(v, "zero_shot") for v in variants if v not in ("zero_shot", "han_1000")]
     contrasts += [("han_1000", "zero_shot"), ("han_1000", "han_zero_shot")]
     summary = summarize_nll(records, variants, contrasts=contrasts, resamples=2000, seed=0)
     identical = {
