@@ -36,7 +36,7 @@ def one_thread():
 @pytest.mark.slow
 @pytest.mark.skipif(not CHATGPT.is_file(), reason=f"shared data absent ({CHATGPT})")
 @pytest.mark.usefixtures("one_thread")
-def test_reference_nll_zero_shot_and_retrieved_on_the_default_model(tmp_path):
+def test_reference_nll_zero_shot_and_retrieved_on_the_default_model(tmp_path, capfd):
     items = load_eval_items(CHATGPT, require_reference=True)
     chosen = [items[3], items[150]]
     # A slice of the built-in pool and no decontamination (unit-tested, and slow here: it
@@ -44,6 +44,7 @@ def test_reference_nll_zero_shot_and_retrieved_on_the_default_model(tmp_path):
     # the best demo of a slice can cost more than a small one, and Han's rule then keeps none.
     stack = build_eval_stack(pool=builtin_pool()[:30], show_progress=False)
     assert len(stack.pool) == 30
+    assert "Loading weights" not in capfd.readouterr().err  # show_progress=False, embeddings too
     chats = stack.chats(["zero_shot", "retrieved"])
     log = ResultLog(tmp_path / "nll.jsonl", NLL_KEY)
     records = run_reference_nll(chats, chosen, log, max_reference_tokens=32, show_progress=False)

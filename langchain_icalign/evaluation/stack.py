@@ -105,7 +105,7 @@ def build_eval_stack(
     )
     from langchain_icalign.defaults.builtin_demos import builtin_pool
 
-    embeddings = embeddings or default_embeddings()
+    embeddings = embeddings or default_embeddings(show_progress=show_progress)
     demos = list(builtin_pool() if pool is None else pool)
     report = None
     if eval_prompts is not None:

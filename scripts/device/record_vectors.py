@@ -5,6 +5,7 @@ Usage (from the repo root, the MiniLM default embeddings installed):
     ICALIGN_MATRIX_MODELS=llama2,llama3,qwen2,gpt2 .venv/bin/python -m pytest \
     integration_tests/test_model_matrix.py -p record_vectors -p no:cacheprovider
 """
+
 import json
 import os
 
