@@ -188,6 +188,8 @@ def main() -> int:
     contrasts = [(v, "han_1000") for v in variants if v != "han_1000"]
     contrasts += [(v, "zero_shot") for v in variants if v not in ("zero_shot", "han_1000")]
     contrasts += [("han_1000", "zero_shot"), ("han_1000", "han_zero_shot")]
+    # Only between variants that ran (`--variant` may leave out either side).
+    contrasts = [(a, b) for a, b in contrasts if a in variants and b in variants]
     summary = summarize_nll(records, variants, contrasts=contrasts, resamples=2000, seed=0)
     identical = {
         name: sum(
