@@ -61,6 +61,8 @@ NLL_VARIANTS: dict[str, tuple[str, int, int, float | None, str, int]] = {
 # Variants that keep only demos at or above a cosine to the query (none: zero demos).
 SCORE_THRESHOLDS = {"urial_1000_min045": 0.45, "urial_1000_min035": 0.35}
 PENALTIES = (None, 1.1, 1.3)
+GENERATE_VARIANT = "urial_1000_cap800"
+"""The prompt variant answers are generated under: the shipped default's."""
 _WORDS = re.compile(r"\w+")
 
 
@@ -224,14 +226,14 @@ def main() -> int:
     if args.generate_limit > 0:
         gen_items = sample_items(dev_items, args.generate_limit, 1)
         gen_log = ResultLog(
-            run_dir / f"gen-{pool_name}-{version}-{args.max_new_tokens}.jsonl",
+            run_dir / f"gen-{pool_name}-{version}-{GENERATE_VARIANT}-{args.max_new_tokens}.jsonl",
             ("item_id", "variant"),
             config,
         )
         tic = time.perf_counter()
         for penalty in PENALTIES:
             label = f"repetition_penalty={penalty}"
-            chat = chat_for("han_1000", max_new_tokens=args.max_new_tokens, temperature=0.7)
+            chat = chat_for(GENERATE_VARIANT, max_new_tokens=args.max_new_tokens, temperature=0.7)
             if penalty is not None:
                 chat = chat.model_copy(update={"repetition_penalty": penalty})
             rows = []
@@ -259,7 +261,10 @@ def main() -> int:
                 "list": sum(s.has_list for s in styles) / len(rows),
             }
         generation["seconds"] = round(time.perf_counter() - tic, 1)
-        print(f"\nGenerated answers, {len(gen_items)} dev prompts, {args.max_new_tokens} tokens")
+        print(
+            f"\nGenerated answers ({GENERATE_VARIANT}), {len(gen_items)} dev prompts, "
+            f"{args.max_new_tokens} tokens"
+        )
         for label, row in generation.items():
             if isinstance(row, dict):
                 print(
@@ -279,7 +284,7 @@ def main() -> int:
         "variants": {k: list(v) for k, v in NLL_VARIANTS.items() if k in variants},
         "nll": summary,
         "same_prompt_as_han_1000": identical,
-        "generation": generation,
+        "generation": {"variant": GENERATE_VARIANT, **generation} if generation else {},
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
     }
