@@ -255,6 +255,12 @@ LABELS = {
 }
 
 
+FORMAT_LABELS = {
+    "han": "Han's format for the demo conditions",
+    "urial": "URIAL's format and header for the demo conditions",
+}
+
+
 def pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
 
@@ -273,6 +279,7 @@ def signed(ci: dict[str, Any]) -> str:
 
 def render_settings(result: dict[str, Any]) -> str:
     s, dec = result["settings"], result["decontamination"]
+    prompt_format = FORMAT_LABELS.get(s.get("prompt_format"), "format not recorded")
     minutes = result["timings_s"].get("total", 0) / 60
     reused = result.get("reused_from_run_files") or {}
     resumed = (
@@ -287,7 +294,8 @@ def render_settings(result: dict[str, Any]) -> str:
         f"Model {s['model']}, float32 on CPU; "
         f"pool `{Path(s['pool']).name}` ({dec['pool_size']} demos; {dec['removed_exact']} exact "
         f"and {dec['removed_near']} near duplicates of LIMA test prompts removed, cosine >= "
-        f"{s['near_threshold']}); demo budget {s['demo_tokens']} tokens by Han's rule (max_k "
+        f"{s['near_threshold']}); {prompt_format}; "
+        f"demo budget {s['demo_tokens']} tokens by Han's rule (max_k "
         f"{s['max_k']}, demos over {s['max_demo_tokens']} tokens skipped, most relevant last); "
         f"{len(result['eval_items'])} LIMA test prompts ("
         + (
@@ -500,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
             "conditions": conditions,
             "generate": generate,
             "threads": args.threads,
+            "prompt_format": DEFAULT_SETTINGS.prompt_format,
         },
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "eval_items": sorted(ids),
