@@ -134,12 +134,14 @@ POOL_FREE = ("zero_shot", "han_zero_shot", "constant")  # prompts that use no po
 def reuse_pool_free(run_dir: Path, log: Any, config: dict[str, Any], items: list[Any]) -> int:
     """Copy results of pool-free conditions from run files that differ only in the pool.
 
-    Zero-shot prompts (and the constant set) do not depend on the pool, so a run on
-    another pool with otherwise equal settings has already scored them.
+    Zero-shot prompts (and the constant set) depend on neither the pool nor the demo
+    conditions' format, so a run on another pool with otherwise equal settings has already
+    scored them.
     """
 
     def without_pool(c: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in c.items() if k not in ("pool", "pool_version", "near_threshold")}
+        ignored = ("pool", "pool_version", "near_threshold", "prompt_format")
+        return {k: v for k, v in c.items() if k not in ignored}
 
     wanted = {item.id for item in items}
     copied = 0
@@ -477,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo_tokens": args.demo_tokens,
         "max_demo_tokens": DEFAULT_SETTINGS.max_demo_tokens,
         "max_k": DEFAULT_SETTINGS.max_k,
+        "prompt_format": DEFAULT_SETTINGS.prompt_format,
         "near_threshold": args.near_threshold,
         "eval_file": file_digest(chatgpt),
         "random_seed": args.seed,
@@ -508,7 +511,6 @@ def main(argv: list[str] | None = None) -> int:
             "conditions": conditions,
             "generate": generate,
             "threads": args.threads,
-            "prompt_format": DEFAULT_SETTINGS.prompt_format,
         },
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "eval_items": sorted(ids),
